@@ -1,0 +1,283 @@
+//! The HTTP side: one keep-alive client per install, a bound on requests in flight, and
+//! pnpm's retry policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AuthHeaders;
+use crate::error::FetchError;
+use crate::integrity::Integrity;
+
+/// pnpm's `fetchRetries` / `fetchRetryFactor` / `fetchRetryMintimeout` / `fetchRetryMaxtimeout`.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+  pub retries: u32,
+  pub factor: f64,
+  pub min_timeout: Duration,
+  pub max_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+  fn default() -> Self {
+    RetryPolicy {
+      retries: 2,
+      factor: 10.0,
+      min_timeout: Duration::from_secs(10),
+      max_timeout: Duration::from_secs(60),
+    }
+  }
+}
+
+impl RetryPolicy {
+  /// Delay before retry number `attempt` (1-based): `min × factor^(attempt-1)`, capped.
+  pub fn delay(&self, attempt: u32) -> Duration {
+    let ms = self.min_timeout.as_millis() as f64 * self.factor.powi(attempt.saturating_sub(1) as i32);
+    Duration::from_millis(ms.min(self.max_timeout.as_millis() as f64).max(0.0) as u64)
+  }
+}
+
+#[derive(Debug, Clone)]
+pub struct FetcherOptions {
+  pub network_concurrency: usize,
+  pub retry: RetryPolicy,
+  /// Longest wait for the server to answer or to send more of the body.
+  pub fetch_timeout: Duration,
+  pub auth: AuthHeaders,
+  pub user_agent: String,
+}
+
+/// What a retry looked like, for `pnpm:request-retry`.
+#[derive(Debug, Clone)]
+pub struct RetryInfo {
+  pub attempt: u32,
+  pub max_retries: u32,
+  pub url: String,
+  pub timeout_ms: u64,
+  pub message: String,
+  pub http_status: Option<u16>,
+  pub code: Option<String>,
+}
+
+/// Hooks for progress reporting; all optional.
+pub trait FetchEvents: Send + Sync {
+  fn started(&self, _package_id: &str, _attempt: u32, _size: Option<u64>) {}
+  fn retry(&self, _info: RetryInfo) {}
+}
+
+pub struct Fetcher {
+  client: reqwest::Client,
+  permits: Arc<Semaphore>,
+  options: FetcherOptions,
+}
+
+enum Attempt {
+  Final(FetchError),
+  Retry {
+    message: String,
+    status: Option<u16>,
+    code: Option<String>,
+  },
+}
+
+impl Fetcher {
+  pub fn new(options: FetcherOptions) -> Result<Self, FetchError> {
+    let client = reqwest::Client::builder()
+      .user_agent(options.user_agent.clone())
+      .connect_timeout(options.fetch_timeout)
+      .read_timeout(options.fetch_timeout)
+      .pool_max_idle_per_host(options.network_concurrency.max(1))
+      .build()
+      .map_err(|e| FetchError::Network {
+        url: String::new(),
+        attempts: 0,
+        message: e.to_string(),
+      })?;
+    let permits = Arc::new(Semaphore::new(options.network_concurrency.max(1)));
+    Ok(Fetcher {
+      client,
+      permits,
+      options,
+    })
+  }
+
+  /// Downloads `url` whole, retrying as pnpm does, and checks it against `integrity`.
+  pub async fn fetch(
+    &self,
+    url: &str,
+    package_id: &str,
+    integrity: Option<&Integrity>,
+    expected_sri: &str,
+    events: &dyn FetchEvents,
+    cancel: &CancellationToken,
+  ) -> Result<Vec<u8>, FetchError> {
+    let max_retries = self.options.retry.retries;
+    let mut attempt = 0;
+    loop {
+      attempt += 1;
+      let result = tokio::select! {
+        r = self.attempt(url, package_id, attempt, events) => r,
+        () = cancel.cancelled() => return Err(FetchError::Aborted),
+      };
+      let (message, status, code) = match result {
+        Ok(bytes) => {
+          if let Some(integrity) = integrity {
+            if let Err(actual) = integrity.check(&bytes) {
+              return Err(FetchError::Integrity {
+                url: url.to_string(),
+                expected: expected_sri.to_string(),
+                actual,
+              });
+            }
+          }
+          return Ok(bytes);
+        }
+        Err(Attempt::Final(e)) => return Err(e),
+        Err(Attempt::Retry {
+          message,
+          status,
+          code,
+        }) => (message, status, code),
+      };
+      if attempt > max_retries {
+        if let Some(status) = status {
+          return Err(http_error(url, status));
+        }
+        return Err(FetchError::Network {
+          url: url.to_string(),
+          attempts: attempt,
+          message,
+        });
+      }
+      let delay = self.options.retry.delay(attempt);
+      events.retry(RetryInfo {
+        attempt,
+        max_retries,
+        url: url.to_string(),
+        timeout_ms: delay.as_millis() as u64,
+        message,
+        http_status: status,
+        code,
+      });
+      tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = cancel.cancelled() => return Err(FetchError::Aborted),
+      }
+    }
+  }
+
+  async fn attempt(
+    &self,
+    url: &str,
+    package_id: &str,
+    attempt: u32,
+    events: &dyn FetchEvents,
+  ) -> Result<Vec<u8>, Attempt> {
+    let _permit = self
+      .permits
+      .acquire()
+      .await
+      .map_err(|e| Attempt::Final(network(url, e.to_string())))?;
+    let mut request = self.client.get(url);
+    if let Some(header) = self.options.auth.for_url(url) {
+      request = request.header(reqwest::header::AUTHORIZATION, header);
+    }
+    let retry = |e: reqwest::Error| Attempt::Retry {
+      message: e.to_string(),
+      status: None,
+      code: Some(error_code(&e)),
+    };
+    let mut response = request.send().await.map_err(retry)?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+      // 408 and 429 are the registry asking us to come back later; other 4xx are final.
+      return Err(if status >= 500 || status == 408 || status == 429 {
+        Attempt::Retry {
+          message: format!("{} {}", status, reason(status)),
+          status: Some(status),
+          code: None,
+        }
+      } else {
+        Attempt::Final(http_error(url, status))
+      });
+    }
+    let size = response.content_length();
+    events.started(package_id, attempt, size);
+    let mut body = Vec::with_capacity(size.unwrap_or(0).min(256 << 20) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(retry)? {
+      body.extend_from_slice(&chunk);
+    }
+    if let Some(size) = size {
+      if body.len() as u64 != size {
+        return Err(Attempt::Retry {
+          message: format!("body ended after {} of {size} bytes", body.len()),
+          status: None,
+          code: Some("ERR_PNPM_BAD_TARBALL_SIZE".into()),
+        });
+      }
+    }
+    Ok(body)
+  }
+}
+
+fn network(url: &str, message: String) -> FetchError {
+  FetchError::Network {
+    url: url.to_string(),
+    attempts: 1,
+    message,
+  }
+}
+
+fn error_code(e: &reqwest::Error) -> String {
+  if e.is_timeout() {
+    "ETIMEDOUT".into()
+  } else if e.is_connect() {
+    "ECONNREFUSED".into()
+  } else {
+    "ECONNRESET".into()
+  }
+}
+
+fn reason(status: u16) -> &'static str {
+  reqwest::StatusCode::from_u16(status)
+    .ok()
+    .and_then(|s| s.canonical_reason())
+    .unwrap_or("Error")
+}
+
+fn http_error(url: &str, status: u16) -> FetchError {
+  let hint = match status {
+    401 | 403 => "The registry refused the credentials (or their absence). Set an Authorization header for this registry with `authHeaderByUri` (the CLI reads `_authToken` from .npmrc).",
+    404 => "The package is not in the registry this install was pointed at. Check `registries` and the scope settings.",
+    _ => "The registry failed. Try again later.",
+  };
+  FetchError::HttpStatus {
+    url: url.to_string(),
+    status,
+    reason: reason(status).to_string(),
+    hint: hint.to_string(),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn backoff_grows_and_is_capped() {
+    let p = RetryPolicy::default();
+    assert_eq!(p.delay(1), Duration::from_secs(10));
+    assert_eq!(p.delay(2), Duration::from_secs(60));
+    let fast = RetryPolicy {
+      retries: 3,
+      factor: 2.0,
+      min_timeout: Duration::from_millis(10),
+      max_timeout: Duration::from_millis(30),
+    };
+    assert_eq!(fast.delay(1), Duration::from_millis(10));
+    assert_eq!(fast.delay(2), Duration::from_millis(20));
+    assert_eq!(fast.delay(3), Duration::from_millis(30));
+  }
+}

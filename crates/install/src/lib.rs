@@ -1,0 +1,20 @@
+//! The frozen-lockfile install: lockfile → plan → fetch or reuse → import → link.
+//!
+//! [`install`] is the one entry point. It reports progress through a [`Reporter`] in
+//! pnpm's log shapes and stops promptly when its [`CancellationToken`] fires.
+//!
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
+
+mod config;
+mod error;
+mod events;
+mod options;
+mod pipeline;
+mod plan;
+
+pub use error::InstallError;
+pub use events::{Event, NoopReporter, Reporter};
+pub use options::{Include, InstallOptions};
+pub use pacquet_lockfile::LockfileSource;
+pub use pacquet_lockfile::SupportedArchitectures;
+pub use pipeline::{install, InstallSummary, Timings};

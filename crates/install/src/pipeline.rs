@@ -1,0 +1,787 @@
+//! The install itself. Data flows one way: lockfile → plan → (store lookup → warm | cold
+//! fetch) → slot import + links → importer links. Blocking file-system work runs on rayon;
+//! the network runs on tokio; they overlap, so a package is linked as soon as it is stored.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pacquet_fetch::{
+  extract_tarball, AuthHeaders, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, Registries,
+  RetryInfo, RetryPolicy,
+};
+use pacquet_link::{symlink_dir, ImportMethod, Importer, PackageFile};
+use pacquet_lockfile::{read_lockfile, Host, LockfileSource};
+use pacquet_store::{
+  default_store_dir, manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir,
+  VerifiedBlobs, Verifier,
+};
+use rayon::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::read_npm_config;
+use crate::error::InstallError;
+use crate::events::{Event, Reporter};
+use crate::options::InstallOptions;
+use crate::plan::{normalize, plan, PlanInput, SkippedPlan, SlotPlan, Source};
+
+/// A package's files: in-package path, blob (or source file), mode.
+type StoreFiles = Vec<(String, PathBuf, u32)>;
+
+/// What an install did.
+#[derive(Debug, Clone, Default)]
+pub struct InstallSummary {
+  /// Packages placed in the virtual store.
+  pub added: usize,
+  /// Packages downloaded (or read from a local tarball) and written to the store.
+  pub fetched: usize,
+  /// Packages whose files came from the store.
+  pub reused: usize,
+  /// Dep paths of optional packages that were not installed.
+  pub skipped: Vec<String>,
+  pub bytes_downloaded: u64,
+  pub files_imported: u64,
+  pub import_method: Option<String>,
+  pub store_dir: PathBuf,
+  pub virtual_store_dir: PathBuf,
+  pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+  pub total_ms: f64,
+  pub prepare_ms: f64,
+  pub store_lookup_ms: f64,
+  pub fetch_and_import_ms: f64,
+  pub link_importers_ms: f64,
+}
+
+/// The part of the plan each worker needs, shared.
+struct Ctx {
+  requester: String,
+  importer: Importer,
+  blobs: BlobWriter,
+  writer: IndexWriter,
+  reporter: Arc<dyn Reporter>,
+  cancel: CancellationToken,
+  fetched: AtomicUsize,
+  reused: AtomicUsize,
+  files: AtomicU64,
+  bytes: AtomicU64,
+  method_reported: std::sync::Once,
+}
+
+impl Ctx {
+  fn emit(&self, event: impl FnOnce() -> Event) {
+    if self.reporter.enabled() {
+      self.reporter.emit(event());
+    }
+  }
+}
+
+struct Prepared {
+  plan: crate::plan::Plan,
+  lockfile_dir: PathBuf,
+  virtual_store_dir: PathBuf,
+  store: StoreDir,
+  fetcher_options: FetcherOptions,
+  import_method: ImportMethod,
+  verify: bool,
+  strict_content_check: bool,
+  offline: bool,
+}
+
+/// Installs the lockfile's packages into the virtual store and links the importers.
+pub async fn install(
+  source: LockfileSource,
+  options: InstallOptions,
+  reporter: Arc<dyn Reporter>,
+  cancel: CancellationToken,
+) -> Result<InstallSummary, InstallError> {
+  let started = Instant::now();
+  let mut timings = Timings::default();
+  if cancel.is_cancelled() {
+    return Err(InstallError::Aborted);
+  }
+  let prepared = blocking(move || prepare(source, options)).await??;
+  timings.prepare_ms = ms(started.elapsed());
+  let requester = prepared.lockfile_dir.to_string_lossy().into_owned();
+
+  // Look every package up in the store before anything is written.
+  let lookup_started = Instant::now();
+  let store = prepared.store.clone();
+  let (plan, found) = {
+    let verify = prepared.verify;
+    let strict = prepared.strict_content_check;
+    let plan = prepared.plan;
+    blocking(move || {
+      let found = lookup(&store, &plan.slots, verify, strict)?;
+      Ok::<_, InstallError>((plan, found))
+    })
+    .await??
+  };
+  timings.store_lookup_ms = ms(lookup_started.elapsed());
+
+  let mut skipped: Vec<SkippedPlan> = plan.skipped.clone();
+  let mut work: Vec<(SlotPlan, Option<StoreFiles>)> = Vec::with_capacity(plan.slots.len());
+  for (slot, files) in plan.slots.into_iter().zip(found) {
+    let needs_network = files.is_none() && matches!(slot.source, Source::Remote { .. });
+    if prepared.offline && needs_network {
+      if slot.optional {
+        skipped.push(SkippedPlan {
+          dep_path: slot.dep_path.clone(),
+          name: slot.name.clone(),
+          version: slot.version.clone(),
+          details: "not in the store and the install is offline".into(),
+        });
+        continue;
+      }
+      return Err(InstallError::NoOfflineTarball {
+        package: format!("{}@{}", slot.name, slot.version),
+      });
+    }
+    work.push((slot, files));
+  }
+
+  let ctx = Arc::new(Ctx {
+    requester: requester.clone(),
+    importer: Importer::new(prepared.import_method),
+    blobs: BlobWriter::new(prepared.store.clone()),
+    writer: IndexWriter::open(&prepared.store)?,
+    reporter: reporter.clone(),
+    cancel: cancel.child_token(),
+    fetched: AtomicUsize::new(0),
+    reused: AtomicUsize::new(0),
+    files: AtomicU64::new(0),
+    bytes: AtomicU64::new(0),
+    method_reported: std::sync::Once::new(),
+  });
+  for w in &plan.warnings {
+    ctx.emit(|| Event::Warning { message: w.clone() });
+  }
+  for s in &skipped {
+    ctx.emit(|| Event::SkippedOptional {
+      id: s.dep_path.clone(),
+      name: s.name.clone(),
+      version: s.version.clone(),
+      prefix: requester.clone(),
+      reason: "unsupported_platform",
+      details: s.details.clone(),
+    });
+  }
+  ctx.emit(|| Event::Stage {
+    prefix: requester.clone(),
+    stage: "importing_started",
+  });
+  ctx.emit(|| Event::Stats {
+    prefix: requester.clone(),
+    added: Some(work.len()),
+    removed: None,
+  });
+  for (slot, _) in &work {
+    ctx.emit(|| Event::Progress {
+      status: "resolved",
+      package_id: slot.dep_path.clone(),
+      requester: requester.clone(),
+    });
+  }
+
+  let fetch_started = Instant::now();
+  let added = work.len();
+  let result = run_slots(&ctx, work, &prepared.fetcher_options, &mut skipped).await;
+  timings.fetch_and_import_ms = ms(fetch_started.elapsed());
+
+  // Commit every row that is complete, also when the install failed or was aborted: those
+  // packages are whole in the store and a later install may use them.
+  let ctx = match Arc::try_unwrap(ctx) {
+    Ok(ctx) => ctx,
+    Err(_) => return Err(InstallError::Internal("a worker outlived the install".into())),
+  };
+  let Ctx {
+    writer,
+    importer,
+    fetched,
+    reused,
+    files,
+    bytes,
+    ..
+  } = ctx;
+  let committed = blocking(move || writer.finish()).await?;
+  result?;
+  committed?;
+  if cancel.is_cancelled() {
+    return Err(InstallError::Aborted);
+  }
+
+  let link_started = Instant::now();
+  let importers = plan.importers;
+  blocking(move || link_importers(&importers)).await??;
+  timings.link_importers_ms = ms(link_started.elapsed());
+  reporter.emit(Event::Stage {
+    prefix: requester,
+    stage: "importing_done",
+  });
+  timings.total_ms = ms(started.elapsed());
+  Ok(InstallSummary {
+    added: added - skipped.len().saturating_sub(plan.skipped.len()),
+    fetched: fetched.into_inner(),
+    reused: reused.into_inner(),
+    skipped: skipped.into_iter().map(|s| s.dep_path).collect(),
+    bytes_downloaded: bytes.into_inner(),
+    files_imported: files.into_inner(),
+    import_method: importer.method_used().map(str::to_string),
+    store_dir: prepared.store.root().to_path_buf(),
+    virtual_store_dir: prepared.virtual_store_dir,
+    timings,
+  })
+}
+
+fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepared, InstallError> {
+  let (lockfile, path) = read_lockfile(source)?;
+  let cwd = std::env::current_dir().map_err(|source| InstallError::Fs {
+    path: ".".into(),
+    source,
+  })?;
+  let lockfile_dir = match (&options.dir, &path) {
+    (Some(dir), _) => normalize(&cwd.join(dir)),
+    (None, Some(file)) => normalize(&cwd.join(file.parent().unwrap_or(Path::new(".")))),
+    (None, None) => cwd.clone(),
+  };
+  let virtual_store_dir = match &options.virtual_store_dir {
+    Some(d) => normalize(&lockfile_dir.join(d)),
+    None => lockfile_dir.join("node_modules").join(".pnpm"),
+  };
+  let store_dir = match &options.store_dir {
+    Some(d) => normalize(&lockfile_dir.join(d)),
+    None => default_store_dir().ok_or(InstallError::NoStoreDir)?,
+  };
+  let npm = read_npm_config(&lockfile_dir);
+  let mut registries = npm.registries;
+  registries.extend(options.registries.clone());
+  let mut auth = npm.auth_header_by_uri;
+  auth.extend(options.auth_header_by_uri.clone());
+  // Only needed if something is fetched; an offline or all-local install runs without one.
+  let default_registry = registries.get("default").cloned();
+  let registries_for_plan = Registries::new(
+    default_registry.as_deref().unwrap_or(""),
+    registries
+      .iter()
+      .filter(|(k, _)| k.starts_with('@'))
+      .map(|(k, v)| (k.clone(), v.clone())),
+  );
+  let host = Host::current();
+  let max_length = options
+    .virtual_store_dir_max_length
+    .unwrap_or(if cfg!(windows) { 60 } else { 120 });
+  let plan = plan(&PlanInput {
+    lockfile: &lockfile,
+    lockfile_dir: &lockfile_dir,
+    virtual_store_dir: &virtual_store_dir,
+    registries: &registries_for_plan,
+    include: options.include,
+    host: &host,
+    supported: &options.supported_architectures,
+    max_length,
+  })?;
+  if default_registry.is_none() && !options.offline {
+    let needs_registry = plan
+      .slots
+      .iter()
+      .any(|s| matches!(&s.source, Source::Remote { url, .. } if !url.contains("://")));
+    if needs_registry {
+      return Err(InstallError::NoRegistry);
+    }
+  }
+  let import_method = match options.package_import_method.as_deref() {
+    None => ImportMethod::Auto,
+    Some(m) => ImportMethod::parse(m).ok_or_else(|| InstallError::InvalidOption {
+      name: "packageImportMethod",
+      message: format!("'{m}' is not one of auto, hardlink, clone, copy, clone-or-copy"),
+    })?,
+  };
+  let defaults = RetryPolicy::default();
+  let fetcher_options = FetcherOptions {
+    network_concurrency: options
+      .network_concurrency
+      .unwrap_or_else(default_network_concurrency),
+    retry: RetryPolicy {
+      retries: options.fetch_retries.unwrap_or(defaults.retries),
+      factor: options.fetch_retry_factor.unwrap_or(defaults.factor),
+      min_timeout: options
+        .fetch_retry_mintimeout
+        .map(Duration::from_millis)
+        .unwrap_or(defaults.min_timeout),
+      max_timeout: options
+        .fetch_retry_maxtimeout
+        .map(Duration::from_millis)
+        .unwrap_or(defaults.max_timeout),
+    },
+    fetch_timeout: Duration::from_millis(options.fetch_timeout.unwrap_or(60_000)),
+    auth: AuthHeaders::new(auth),
+    user_agent: options
+      .user_agent
+      .clone()
+      .unwrap_or_else(|| format!("pacquet-native/{} (pnpm-compatible)", env!("CARGO_PKG_VERSION"))),
+  };
+  let store = StoreDir::new(store_dir);
+  store.init().map_err(|source| InstallError::Fs {
+    path: store.root().to_path_buf(),
+    source,
+  })?;
+  Ok(Prepared {
+    plan,
+    lockfile_dir,
+    virtual_store_dir,
+    store,
+    fetcher_options,
+    import_method,
+    verify: options.verify_store_integrity.unwrap_or(true),
+    strict_content_check: options.strict_store_pkg_content_check.unwrap_or(true),
+    offline: options.offline,
+  })
+}
+
+/// pnpm's default: `clamp(3 × (cpus − 1), 64, 96)`.
+fn default_network_concurrency() -> usize {
+  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+  (3 * cpus.saturating_sub(1)).clamp(64, 96)
+}
+
+/// For each slot, the verified store files if the store has the package whole.
+fn lookup(
+  store: &StoreDir,
+  slots: &[SlotPlan],
+  verify: bool,
+  strict: bool,
+) -> Result<Vec<Option<StoreFiles>>, InstallError> {
+  let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
+  let rows = if keys.is_empty() {
+    Default::default()
+  } else {
+    IndexReader::open(store)?.get_many(&keys)?
+  };
+  let verified = VerifiedBlobs::new();
+  let verifier = Verifier {
+    store,
+    verified: &verified,
+    check: verify,
+  };
+  slots
+    .par_iter()
+    .map(|slot| {
+      let Some(data) = slot.index_key.as_ref().and_then(|k| rows.get(k)) else {
+        return Ok(None);
+      };
+      // A row we cannot decode is a miss: fetch again and replace it.
+      let Ok(row) = msgpackr::decode(data) else {
+        return Ok(None);
+      };
+      check_content(slot, &row, strict)?;
+      Ok(verifier.files(&row))
+    })
+    .collect()
+}
+
+/// The row's manifest must name the package its key names (`strictStorePkgContentCheck`).
+fn check_content(slot: &SlotPlan, row: &PackageFilesIndex, strict: bool) -> Result<(), InstallError> {
+  if !strict || slot.version.contains(':') {
+    return Ok(());
+  }
+  let Some(manifest) = &row.manifest else {
+    return Ok(());
+  };
+  let name = manifest.get("name").and_then(|v| v.as_str());
+  let version = manifest.get("version").and_then(|v| v.as_str());
+  let name_ok = name.is_none_or(|n| n.eq_ignore_ascii_case(&slot.name));
+  let version_ok = version.is_none_or(|v| v == slot.version);
+  if name_ok && version_ok {
+    return Ok(());
+  }
+  Err(InstallError::UnexpectedPkgContent {
+    key: slot.index_key.clone().unwrap_or_default(),
+    expected: format!("{}@{}", slot.name, slot.version),
+    found: format!("{}@{}", name.unwrap_or("?"), version.unwrap_or("?")),
+  })
+}
+
+async fn run_slots(
+  ctx: &Arc<Ctx>,
+  work: Vec<(SlotPlan, Option<StoreFiles>)>,
+  fetcher_options: &FetcherOptions,
+  skipped: &mut Vec<SkippedPlan>,
+) -> Result<(), InstallError> {
+  let mut warm = Vec::new();
+  let mut cold = Vec::new();
+  for (slot, files) in work {
+    match files {
+      Some(files) => warm.push((slot, files)),
+      None => cold.push(slot),
+    }
+  }
+  let needs_fetcher = cold.iter().any(|s| matches!(s.source, Source::Remote { .. }));
+  let fetcher = if needs_fetcher {
+    Some(Arc::new(Fetcher::new(fetcher_options.clone())?))
+  } else {
+    None
+  };
+
+  let mut tasks = tokio::task::JoinSet::new();
+  {
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+      let result = on_rayon(move || {
+        warm.par_iter().try_for_each(|(slot, files)| {
+          if ctx.cancel.is_cancelled() {
+            return Err(InstallError::Aborted);
+          }
+          import_slot(&ctx, slot, files)?;
+          ctx.reused.fetch_add(1, Ordering::Relaxed);
+          ctx.emit(|| Event::Progress {
+            status: "found_in_store",
+            package_id: slot.dep_path.clone(),
+            requester: ctx.requester.clone(),
+          });
+          report_imported(&ctx, slot);
+          Ok(())
+        })
+      })
+      .await;
+      (None, result.and_then(|r| r))
+    });
+  }
+  // Unpacking is CPU work: admit a few tarballs at a time so bodies don't pile up in memory
+  // while the cores are busy.
+  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+  let unpack_permits = Arc::new(tokio::sync::Semaphore::new((2 * cpus).max(4)));
+  for slot in cold {
+    let ctx = ctx.clone();
+    let fetcher = fetcher.clone();
+    let permits = unpack_permits.clone();
+    tasks.spawn(async move {
+      let result = fetch_and_import(&ctx, &slot, fetcher.as_deref(), &permits).await;
+      (Some(slot), result)
+    });
+  }
+
+  let mut first_error: Option<InstallError> = None;
+  while let Some(joined) = tasks.join_next().await {
+    let (slot, result) = match joined {
+      Ok(r) => r,
+      Err(e) => (None, Err(InstallError::Internal(e.to_string()))),
+    };
+    let Err(error) = result else { continue };
+    match slot {
+      Some(slot) if slot.optional && !error.is_aborted() => {
+        // pnpm drops an optional package that cannot be fetched, with a warning.
+        ctx.emit(|| Event::Warning {
+          message: format!("Skipping optional dependency {}: {error}", slot.dep_path),
+        });
+        skipped.push(SkippedPlan {
+          dep_path: slot.dep_path.clone(),
+          name: slot.name.clone(),
+          version: slot.version.clone(),
+          details: error.to_string(),
+        });
+      }
+      _ => {
+        ctx.cancel.cancel();
+        // An abort is a consequence; keep the error that caused it.
+        if first_error
+          .as_ref()
+          .is_none_or(|e| e.is_aborted() && !error.is_aborted())
+        {
+          first_error = Some(error);
+        }
+      }
+    }
+  }
+  match first_error {
+    Some(e) => Err(e),
+    None => Ok(()),
+  }
+}
+
+struct FetchReporter<'a> {
+  ctx: &'a Ctx,
+}
+
+impl FetchEvents for FetchReporter<'_> {
+  fn started(&self, package_id: &str, attempt: u32, size: Option<u64>) {
+    self.ctx.emit(|| Event::FetchingStarted {
+      package_id: package_id.to_string(),
+      attempt,
+      size,
+    });
+  }
+  fn retry(&self, info: RetryInfo) {
+    self.ctx.emit(|| Event::RequestRetry {
+      attempt: info.attempt,
+      max_retries: info.max_retries,
+      url: info.url,
+      timeout: info.timeout_ms,
+      message: info.message,
+      http_status: info.http_status,
+      code: info.code,
+    });
+  }
+}
+
+async fn fetch_and_import(
+  ctx: &Arc<Ctx>,
+  slot: &SlotPlan,
+  fetcher: Option<&Fetcher>,
+  unpack_permits: &tokio::sync::Semaphore,
+) -> Result<(), InstallError> {
+  let bytes = match &slot.source {
+    Source::Remote { url, integrity } => {
+      let parsed = parse_integrity(slot, integrity.as_deref())?;
+      let fetcher = fetcher.ok_or_else(|| InstallError::Internal("no fetcher".into()))?;
+      let events = FetchReporter { ctx };
+      let bytes = fetcher
+        .fetch(
+          url,
+          &slot.dep_path,
+          parsed.as_ref(),
+          integrity.as_deref().unwrap_or(""),
+          &events,
+          &ctx.cancel,
+        )
+        .await?;
+      ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+      bytes
+    }
+    Source::LocalTarball { path, integrity } => {
+      let parsed = parse_integrity(slot, integrity.as_deref())?;
+      let read_path = path.clone();
+      let bytes = blocking(move || std::fs::read(&read_path))
+        .await?
+        .map_err(|source| InstallError::LocalPackage {
+          package: slot.dep_path.clone(),
+          path: path.clone(),
+          source,
+        })?;
+      if let Some(i) = &parsed {
+        i.check(&bytes)
+          .map_err(|actual| pacquet_fetch::FetchError::Integrity {
+            url: path.display().to_string(),
+            expected: integrity.clone().unwrap_or_default(),
+            actual,
+          })?;
+      }
+      bytes
+    }
+    Source::Directory { path } => {
+      let ctx2 = ctx.clone();
+      let slot2 = slot.clone();
+      let dir = path.clone();
+      return on_rayon(move || {
+        let files = list_directory(&slot2, &dir)?;
+        import_slot(&ctx2, &slot2, &files)?;
+        report_imported(&ctx2, &slot2);
+        Ok(())
+      })
+      .await?;
+    }
+  };
+  let _permit = unpack_permits
+    .acquire()
+    .await
+    .map_err(|e| InstallError::Internal(e.to_string()))?;
+  if ctx.cancel.is_cancelled() {
+    return Err(InstallError::Aborted);
+  }
+  let ctx2 = ctx.clone();
+  let slot2 = slot.clone();
+  on_rayon(move || {
+    let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default())?;
+    drop(bytes);
+    let manifest = extracted
+      .package_json
+      .as_ref()
+      .and_then(manifest::bundled_manifest);
+    let requires_build =
+      manifest::requires_build(manifest.as_ref(), extracted.files.keys().map(String::as_str));
+    let row = PackageFilesIndex {
+      algo: "sha512".into(),
+      requires_build: Some(requires_build),
+      manifest,
+      files: extracted.files,
+      side_effects: None,
+    };
+    let files: Vec<(String, PathBuf, u32)> = row
+      .files
+      .iter()
+      .map(|(path, info)| {
+        (
+          path.clone(),
+          ctx2.blobs.store().blob_path(&info.digest, info.is_executable()),
+          info.mode,
+        )
+      })
+      .collect();
+    // The row goes in only now that every blob it names is in place.
+    if let Some(key) = &slot2.index_key {
+      ctx2.writer.put(key.clone(), msgpackr::encode(&row));
+    }
+    ctx2.fetched.fetch_add(1, Ordering::Relaxed);
+    ctx2.emit(|| Event::Progress {
+      status: "fetched",
+      package_id: slot2.dep_path.clone(),
+      requester: ctx2.requester.clone(),
+    });
+    if ctx2.cancel.is_cancelled() {
+      return Err(InstallError::Aborted);
+    }
+    import_slot(&ctx2, &slot2, &files)?;
+    report_imported(&ctx2, &slot2);
+    Ok(())
+  })
+  .await?
+}
+
+fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<Integrity>, InstallError> {
+  match integrity {
+    None => Ok(None),
+    Some(sri) => Integrity::parse(sri).map(Some).ok_or_else(|| {
+      InstallError::Fetch(pacquet_fetch::FetchError::InvalidIntegrity {
+        integrity: sri.to_string(),
+        package: slot.dep_path.clone(),
+      })
+    }),
+  }
+}
+
+/// The files of a `file:` directory package, `node_modules` excluded.
+fn list_directory(slot: &SlotPlan, dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, InstallError> {
+  let err = |source| InstallError::LocalPackage {
+    package: slot.dep_path.clone(),
+    path: dir.to_path_buf(),
+    source,
+  };
+  let mut out = Vec::new();
+  let mut stack = vec![(dir.to_path_buf(), String::new())];
+  while let Some((path, rel)) = stack.pop() {
+    for entry in std::fs::read_dir(&path).map_err(err)? {
+      let entry = entry.map_err(err)?;
+      let name = entry.file_name().to_string_lossy().into_owned();
+      let rel_path = if rel.is_empty() {
+        name.clone()
+      } else {
+        format!("{rel}/{name}")
+      };
+      let meta = std::fs::metadata(entry.path()).map_err(err)?;
+      if meta.is_dir() {
+        if name != "node_modules" {
+          stack.push((entry.path(), rel_path));
+        }
+      } else if meta.is_file() {
+        #[cfg(unix)]
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        #[cfg(not(unix))]
+        let mode = 0o644;
+        out.push((rel_path, entry.path(), mode));
+      }
+    }
+  }
+  Ok(out)
+}
+
+/// Imports the files and makes the dependency links of one slot, both at once.
+fn import_slot(ctx: &Ctx, slot: &SlotPlan, files: &[(String, PathBuf, u32)]) -> Result<(), InstallError> {
+  let package_files: Vec<PackageFile<'_>> = files
+    .iter()
+    .map(|(path, blob, mode)| PackageFile {
+      path,
+      blob,
+      executable: mode & 0o111 != 0,
+    })
+    .collect();
+  let modules = slot.slot_dir.join("node_modules");
+  let (imported, linked) = rayon::join(
+    || ctx.importer.import_package(&slot.pkg_dir, &package_files),
+    || -> Result<(), InstallError> {
+      for (alias, target) in &slot.links {
+        symlink_dir(target, &modules.join(alias))?;
+      }
+      Ok(())
+    },
+  );
+  let n = imported?;
+  linked?;
+  ctx.files.fetch_add(n as u64, Ordering::Relaxed);
+  if let Some(method) = ctx.importer.method_used() {
+    ctx.method_reported.call_once(|| {
+      ctx.emit(|| Event::ImportMethod {
+        method: method.to_string(),
+      })
+    });
+  }
+  Ok(())
+}
+
+fn report_imported(ctx: &Ctx, slot: &SlotPlan) {
+  ctx.emit(|| Event::Imported {
+    method: ctx.importer.method_used().unwrap_or("hardlink").to_string(),
+    requester: ctx.requester.clone(),
+    to: slot.pkg_dir.to_string_lossy().into_owned(),
+  });
+}
+
+fn link_importers(importers: &[crate::plan::ImporterPlan]) -> Result<(), InstallError> {
+  importers.par_iter().try_for_each(|importer| {
+    std::fs::create_dir_all(&importer.modules_dir).map_err(|source| InstallError::Fs {
+      path: importer.modules_dir.clone(),
+      source,
+    })?;
+    importer.links.par_iter().try_for_each(|(alias, target)| {
+      symlink_dir(target, &importer.modules_dir.join(alias))?;
+      Ok(())
+    })
+  })
+}
+
+fn ms(d: Duration) -> f64 {
+  d.as_secs_f64() * 1000.0
+}
+
+/// Runs blocking work off the async threads; a panic becomes an error, never a crash.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, InstallError> {
+  tokio::task::spawn_blocking(f)
+    .await
+    .map_err(|e| InstallError::Internal(panic_message(e)))
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+  match e.try_into_panic() {
+    Ok(payload) => payload
+      .downcast_ref::<String>()
+      .cloned()
+      .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+      .unwrap_or_else(|| "panic".into()),
+    Err(e) => e.to_string(),
+  }
+}
+
+/// Runs CPU-bound work on rayon and awaits it; a panic becomes an error (rayon would
+/// otherwise abort the process, and the process is the user's Node).
+async fn on_rayon<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, InstallError> {
+  let (tx, rx) = tokio::sync::oneshot::channel();
+  rayon::spawn(move || {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+      payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+    });
+    let _ = tx.send(result);
+  });
+  match rx.await {
+    Ok(Ok(v)) => Ok(v),
+    Ok(Err(message)) => Err(InstallError::Internal(message)),
+    Err(_) => Err(InstallError::Internal(
+      "a worker stopped without an answer".into(),
+    )),
+  }
+}

@@ -1,0 +1,265 @@
+//! Importing a package's files from the store into a directory.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::LinkError;
+
+/// pnpm's `packageImportMethod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMethod {
+  /// Linux: hardlink, then clone, then copy; elsewhere: clone, then hardlink, then copy.
+  Auto,
+  Hardlink,
+  Clone,
+  Copy,
+  CloneOrCopy,
+}
+
+impl ImportMethod {
+  pub fn parse(s: &str) -> Option<Self> {
+    Some(match s {
+      "auto" => ImportMethod::Auto,
+      "hardlink" => ImportMethod::Hardlink,
+      "clone" => ImportMethod::Clone,
+      "copy" => ImportMethod::Copy,
+      "clone-or-copy" => ImportMethod::CloneOrCopy,
+      _ => return None,
+    })
+  }
+}
+
+/// One file to place: its path inside the package, its blob, its mode.
+pub struct PackageFile<'a> {
+  pub path: &'a str,
+  pub blob: &'a Path,
+  pub executable: bool,
+}
+
+const HARDLINK: u8 = 0;
+const CLONE: u8 = 1;
+const COPY: u8 = 2;
+const UNSET: u8 = u8::MAX;
+
+fn method_name(m: u8) -> &'static str {
+  match m {
+    HARDLINK => "hardlink",
+    CLONE => "clone",
+    _ => "copy",
+  }
+}
+
+/// Imports packages with one method for a whole install. With `auto`, a method that fails
+/// for a reason other than the file itself is dropped for the rest of the install.
+pub struct Importer {
+  method: ImportMethod,
+  /// Current rung of the `auto` ladder (index into `ladder`).
+  rung: AtomicU8,
+  ladder: Vec<u8>,
+  used: AtomicU8,
+}
+
+impl Importer {
+  pub fn new(method: ImportMethod) -> Self {
+    let ladder = match method {
+      ImportMethod::Auto if cfg!(target_os = "linux") => vec![HARDLINK, CLONE, COPY],
+      ImportMethod::Auto => vec![CLONE, HARDLINK, COPY],
+      ImportMethod::Hardlink => vec![HARDLINK, COPY],
+      ImportMethod::Clone => vec![CLONE],
+      ImportMethod::Copy => vec![COPY],
+      ImportMethod::CloneOrCopy => vec![CLONE, COPY],
+    };
+    Importer {
+      method,
+      rung: AtomicU8::new(0),
+      ladder,
+      used: AtomicU8::new(UNSET),
+    }
+  }
+
+  /// The method files were actually placed with (the first that worked), if any.
+  pub fn method_used(&self) -> Option<&'static str> {
+    match self.used.load(Ordering::Relaxed) {
+      UNSET => None,
+      m => Some(method_name(m)),
+    }
+  }
+
+  /// Places `files` under `dest`. `package.json` goes last: its presence marks a complete
+  /// import, so an interrupted one is redone rather than trusted. Returns the number of
+  /// files placed (0 when the directory was already complete).
+  pub fn import_package(&self, dest: &Path, files: &[PackageFile<'_>]) -> Result<usize, LinkError> {
+    let marker = files
+      .iter()
+      .position(|f| f.path == "package.json")
+      .unwrap_or(files.len().saturating_sub(1));
+    if let Some(m) = files.get(marker) {
+      if dest.join(m.path).exists() {
+        return Ok(0);
+      }
+    }
+    let mkdir = |path: &Path| {
+      std::fs::create_dir_all(path).map_err(|source| LinkError::Mkdir {
+        path: path.into(),
+        source,
+      })
+    };
+    mkdir(dest)?;
+    let mut dirs: HashSet<&Path> = HashSet::new();
+    for f in files {
+      if let Some(parent) = Path::new(f.path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if dirs.insert(parent) {
+          mkdir(&dest.join(parent))?;
+        }
+      }
+    }
+    for (i, f) in files.iter().enumerate() {
+      if i != marker {
+        self.place(f, &dest.join(f.path))?;
+      }
+    }
+    if let Some(f) = files.get(marker) {
+      self.place(f, &dest.join(f.path))?;
+    }
+    Ok(files.len())
+  }
+
+  fn place(&self, file: &PackageFile<'_>, to: &Path) -> Result<(), LinkError> {
+    loop {
+      let rung = self.rung.load(Ordering::Relaxed) as usize;
+      let method = self.ladder[rung.min(self.ladder.len() - 1)];
+      match place_with(method, file, to) {
+        Ok(()) => {
+          let _ = self
+            .used
+            .compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
+          return Ok(());
+        }
+        Err(e) => {
+          let file_specific = matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied);
+          let can_fall = rung + 1 < self.ladder.len() && !file_specific;
+          // A hardlink across devices falls back to copy even when the method was forced.
+          let exdev = e.raw_os_error() == Some(libc::EXDEV);
+          if can_fall && (self.method != ImportMethod::Hardlink || exdev || method != HARDLINK) {
+            let _ =
+              self
+                .rung
+                .compare_exchange(rung as u8, rung as u8 + 1, Ordering::Relaxed, Ordering::Relaxed);
+            continue;
+          }
+          return Err(LinkError::Import {
+            from: file.blob.to_path_buf(),
+            to: to.to_path_buf(),
+            method: method_name(method),
+            source: e,
+          });
+        }
+      }
+    }
+  }
+}
+
+fn place_with(method: u8, file: &PackageFile<'_>, to: &Path) -> std::io::Result<()> {
+  let attempt = || -> std::io::Result<()> {
+    match method {
+      HARDLINK => std::fs::hard_link(file.blob, to),
+      CLONE => reflink_copy::reflink(file.blob, to),
+      _ => std::fs::copy(file.blob, to).map(|_| ()),
+    }
+  };
+  let result = match attempt() {
+    // A leftover from an interrupted import: replace it.
+    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+      std::fs::remove_file(to)?;
+      attempt()
+    }
+    other => other,
+  };
+  result?;
+  if method != HARDLINK {
+    set_mode(to, file.executable)?;
+  }
+  Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, executable: bool) -> std::io::Result<()> {
+  use std::os::unix::fs::PermissionsExt;
+  // Copies take the blob's mode already; only make sure the exec bit is right.
+  let meta = std::fs::metadata(path)?;
+  let mode = meta.permissions().mode();
+  let want = if executable { mode | 0o111 } else { mode };
+  if want != mode {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+  }
+  Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: bool) -> std::io::Result<()> {
+  Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::path::PathBuf;
+
+  fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("blob-a");
+    let b = dir.path().join("blob-b");
+    std::fs::write(&a, b"{\"name\":\"x\"}").unwrap();
+    std::fs::write(&b, b"#!/bin/sh\n").unwrap();
+    (dir, a, b)
+  }
+
+  #[test]
+  fn imports_with_every_method() {
+    for method in [
+      ImportMethod::Auto,
+      ImportMethod::Hardlink,
+      ImportMethod::Copy,
+      ImportMethod::CloneOrCopy,
+    ] {
+      let (dir, a, b) = setup();
+      let importer = Importer::new(method);
+      let dest = dir.path().join("pkg");
+      let files = [
+        PackageFile {
+          path: "package.json",
+          blob: &a,
+          executable: false,
+        },
+        PackageFile {
+          path: "bin/cli",
+          blob: &b,
+          executable: true,
+        },
+      ];
+      assert_eq!(importer.import_package(&dest, &files).unwrap(), 2);
+      assert_eq!(std::fs::read(dest.join("bin/cli")).unwrap(), b"#!/bin/sh\n");
+      #[cfg(unix)]
+      {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dest.join("bin/cli"))
+          .unwrap()
+          .permissions()
+          .mode();
+        assert_eq!(
+          mode & 0o111,
+          if method == ImportMethod::Copy || method == ImportMethod::CloneOrCopy {
+            0o111
+          } else {
+            mode & 0o111
+          }
+        );
+      }
+      assert!(importer.method_used().is_some());
+      // Complete already: nothing to do.
+      assert_eq!(importer.import_package(&dest, &files).unwrap(), 0);
+    }
+  }
+}

@@ -1,0 +1,34 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StoreError {
+  #[error("Cannot write {path} into the store: {source}")]
+  #[diagnostic(
+    code(ERR_PNPM_STORE_WRITE),
+    help("Check that the store directory is writable and the disk is not full.")
+  )]
+  Write {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+  },
+
+  #[error("Cannot open the store index {path}: {source}")]
+  #[diagnostic(
+    code(ERR_PNPM_STORE_DIR_STORE_INDEX_OPEN),
+    help("Another program may hold the store locked, or the store directory is not writable.")
+  )]
+  IndexOpen {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+  },
+
+  #[error("The store index {path} failed: {source}")]
+  #[diagnostic(code(ERR_PNPM_STORE_DIR_STORE_INDEX_QUERY))]
+  IndexQuery {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+  },
+}

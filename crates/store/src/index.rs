@@ -1,0 +1,223 @@
+//! `index.db`: the package index pnpm 11 introduced. One row per package,
+//! `key = "<integrity>\t<pkgId>"`, `data` = msgpackr-encoded [`crate::PackageFilesIndex`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{params_from_iter, Connection, OpenFlags};
+
+use crate::dir::StoreDir;
+use crate::error::StoreError;
+
+/// Row key for a package fetched by integrity.
+pub fn index_key(integrity: &str, pkg_id: &str) -> String {
+  format!("{integrity}\t{pkg_id}")
+}
+
+/// Opens the index with pnpm's pragmas and schema, so a store we create is the store pnpm
+/// would have created.
+fn open(store: &StoreDir) -> Result<Connection, StoreError> {
+  let path = store.index_db();
+  std::fs::create_dir_all(store.root()).map_err(|source| StoreError::Write {
+    path: store.root().to_path_buf(),
+    source,
+  })?;
+  let err = |source| StoreError::IndexOpen {
+    path: path.clone(),
+    source,
+  };
+  let conn = Connection::open_with_flags(
+    &path,
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+  )
+  .map_err(err)?;
+  // busy_timeout first: every later statement may meet another process's lock.
+  conn
+    .busy_timeout(std::time::Duration::from_millis(5000))
+    .map_err(err)?;
+  conn
+    .execute_batch(
+      "PRAGMA journal_mode=WAL;
+       PRAGMA synchronous=NORMAL;
+       PRAGMA mmap_size=536870912;
+       PRAGMA cache_size=-32000;
+       PRAGMA temp_store=MEMORY;
+       PRAGMA wal_autocheckpoint=10000;
+       CREATE TABLE IF NOT EXISTS package_index (
+         key TEXT PRIMARY KEY,
+         data BLOB NOT NULL
+       ) WITHOUT ROWID;",
+    )
+    .map_err(err)?;
+  Ok(conn)
+}
+
+/// Reads rows in batches.
+pub struct IndexReader {
+  conn: Connection,
+  path: PathBuf,
+}
+
+impl IndexReader {
+  pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
+    Ok(IndexReader {
+      conn: open(store)?,
+      path: store.index_db(),
+    })
+  }
+
+  /// Fetches the rows for all `keys` that exist, in a few queries rather than one per key.
+  pub fn get_many(&self, keys: &[&str]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    let err = |source| StoreError::IndexQuery {
+      path: self.path.clone(),
+      source,
+    };
+    let mut rows = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+      let placeholders = vec!["?"; chunk.len()].join(",");
+      let sql = format!("SELECT key, data FROM package_index WHERE key IN ({placeholders})");
+      let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
+      let mut result = stmt.query(params_from_iter(chunk.iter())).map_err(err)?;
+      while let Some(row) = result.next().map_err(err)? {
+        rows.insert(
+          row.get::<_, String>(0).map_err(err)?,
+          row.get::<_, Vec<u8>>(1).map_err(err)?,
+        );
+      }
+    }
+    Ok(rows)
+  }
+}
+
+enum Message {
+  Put(String, Vec<u8>),
+  Delete(String),
+}
+
+/// The single writer of an install: a thread that owns the connection and commits rows in
+/// batches, so producers never wait on SQLite.
+pub struct IndexWriter {
+  tx: Option<mpsc::Sender<Message>>,
+  thread: Option<JoinHandle<Result<usize, StoreError>>>,
+}
+
+impl IndexWriter {
+  pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
+    let conn = open(store)?;
+    let path = store.index_db();
+    let (tx, rx) = mpsc::channel::<Message>();
+    let thread = std::thread::Builder::new()
+      .name("pacquet-index-writer".into())
+      .spawn(move || write_loop(conn, path, rx))
+      .map_err(|source| StoreError::Write {
+        path: store.index_db(),
+        source,
+      })?;
+    Ok(IndexWriter {
+      tx: Some(tx),
+      thread: Some(thread),
+    })
+  }
+
+  /// Queues a row. Call only once every blob the row names is in place.
+  pub fn put(&self, key: String, data: Vec<u8>) {
+    if let Some(tx) = &self.tx {
+      let _ = tx.send(Message::Put(key, data));
+    }
+  }
+
+  /// Queues the removal of a row whose files turned out to be damaged.
+  pub fn delete(&self, key: String) {
+    if let Some(tx) = &self.tx {
+      let _ = tx.send(Message::Delete(key));
+    }
+  }
+
+  /// Commits what is queued and returns the number of rows written.
+  pub fn finish(mut self) -> Result<usize, StoreError> {
+    self.tx.take();
+    match self.thread.take().map(|t| t.join()) {
+      Some(Ok(result)) => result,
+      Some(Err(_)) => Ok(0),
+      None => Ok(0),
+    }
+  }
+}
+
+impl Drop for IndexWriter {
+  fn drop(&mut self) {
+    self.tx.take();
+    if let Some(thread) = self.thread.take() {
+      let _ = thread.join();
+    }
+  }
+}
+
+fn write_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Message>) -> Result<usize, StoreError> {
+  let err = |source| StoreError::IndexQuery {
+    path: path.clone(),
+    source,
+  };
+  let mut written = 0;
+  let mut first_error = None;
+  while let Ok(first) = rx.recv() {
+    let mut batch = vec![first];
+    while batch.len() < 256 {
+      match rx.try_recv() {
+        Ok(m) => batch.push(m),
+        Err(_) => break,
+      }
+    }
+    let result = (|| -> Result<usize, rusqlite::Error> {
+      let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+      let mut n = 0;
+      {
+        let mut put = tx.prepare_cached("INSERT OR REPLACE INTO package_index (key, data) VALUES (?, ?)")?;
+        let mut delete = tx.prepare_cached("DELETE FROM package_index WHERE key = ?")?;
+        for message in &batch {
+          match message {
+            Message::Put(key, data) => n += put.execute(rusqlite::params![key, data])?,
+            Message::Delete(key) => {
+              delete.execute([key])?;
+            }
+          }
+        }
+      }
+      tx.commit()?;
+      Ok(n)
+    })();
+    match result {
+      Ok(n) => written += n,
+      // Keep draining so producers never block; report the first failure at the end.
+      Err(e) if first_error.is_none() => first_error = Some(err(e)),
+      Err(_) => {}
+    }
+  }
+  match first_error {
+    Some(e) => Err(e),
+    None => Ok(written),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn rows_written_are_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreDir::new(dir.path());
+    let writer = IndexWriter::open(&store).unwrap();
+    writer.put(index_key("sha512-x", "a@1.0.0"), vec![1, 2, 3]);
+    writer.put(index_key("sha512-y", "b@1.0.0"), vec![4]);
+    assert_eq!(writer.finish().unwrap(), 2);
+    let reader = IndexReader::open(&store).unwrap();
+    let rows = reader
+      .get_many(&["sha512-x\ta@1.0.0", "sha512-z\tc@1.0.0"])
+      .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows["sha512-x\ta@1.0.0"], vec![1, 2, 3]);
+  }
+}

@@ -1,0 +1,110 @@
+//! `@pacquet/native`: the Node.js face of the install engine in `crates/`.
+//!
+//! This crate only converts: JS options → [`pacquet_install::InstallOptions`], engine events →
+//! calls of `onProgress`, `AbortSignal` → cancellation token, engine errors → JS `Error`s with
+//! `code` and `hint`. The work itself runs on Rust threads; the event loop is never blocked.
+
+#![deny(clippy::all)]
+
+mod options;
+mod progress;
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use pacquet_install::{install, InstallError, LockfileSource, Reporter};
+use tokio_util::sync::CancellationToken;
+
+pub use options::{LinkOptions, LinkResult, LinkTimings};
+
+/// Installs the packages of a pnpm v9 lockfile (frozen: nothing is resolved) into the store
+/// and `node_modules/.pnpm`, and links each importer's direct dependencies.
+///
+/// Resolves with a {@link LinkResult}. Rejects with an `Error` whose `code` is an
+/// `ERR_PNPM_*` code (or `ABORT_ERR` when `options.signal` aborts) and whose `hint` says
+/// what to do about it.
+///
+/// @param lockfile - path of `pnpm-lock.yaml`, of the directory that holds it, or the
+///   lockfile already parsed into an object of the same shape
+/// @param options - see {@link LinkOptions}
+#[napi(ts_return_type = "Promise<LinkResult>")]
+pub fn link_virtual_store<'env>(
+  env: &'env Env,
+  #[napi(ts_arg_type = "string | Record<string, unknown>")] lockfile: Unknown<'env>,
+  options: Option<LinkOptions<'env>>,
+) -> Result<PromiseRaw<'env, LinkResult>> {
+  let source = match lockfile.get_type()? {
+    ValueType::String => LockfileSource::Path(lockfile.coerce_to_string()?.into_utf8()?.as_str()?.into()),
+    ValueType::Object => LockfileSource::Value(env.from_js_value(lockfile)?),
+    _ => {
+      return Err(Error::new(
+        Status::InvalidArg,
+        "lockfile must be a path or a lockfile object",
+      ))
+    }
+  };
+  let (install_options, on_progress, signal) = match options {
+    Some(o) => o.into_parts()?,
+    None => (Default::default(), None, None),
+  };
+
+  let cancel = CancellationToken::new();
+  let abort_hook = match signal {
+    Some(signal) => Some(options::AbortHook::attach(env, signal, cancel.clone())?),
+    None => None,
+  };
+  let progress = match on_progress {
+    Some(f) => Some(Arc::new(progress::JsReporter::new(env, f)?)),
+    None => None,
+  };
+
+  let reporter: Arc<dyn Reporter> = match &progress {
+    Some(p) => p.clone(),
+    None => Arc::new(pacquet_install::NoopReporter),
+  };
+  let work = async move {
+    let ticker = progress.as_ref().map(|p| p.clone().start_ticker());
+    // A task of its own, so that a panic inside the engine becomes an error, not a crash.
+    let result = tokio::spawn(install(source, install_options, reporter, cancel))
+      .await
+      .unwrap_or_else(|e| Err(InstallError::Internal(format!("the install task failed: {e}"))));
+    if let Some(t) = ticker {
+      t.abort();
+    }
+    // Everything reported so far reaches JS before the promise settles.
+    if let Some(p) = &progress {
+      p.flush().await;
+    }
+    Ok(result)
+  };
+  env.spawn_future_with_callback(work, move |env, result| {
+    if let Some(hook) = abort_hook {
+      hook.detach(env);
+    }
+    match result {
+      Ok(summary) => Ok(LinkResult::from(summary)),
+      Err(e) => Err(js_error(env, &e)),
+    }
+  })
+}
+
+/// Builds `Error { message, code, hint }` on the JS thread.
+fn js_error(env: &Env, e: &InstallError) -> Error {
+  let code = e.error_code();
+  let message = if e.is_aborted() {
+    "The operation was aborted".to_string()
+  } else {
+    e.to_string()
+  };
+  let mut obj = match env.create_error(Error::new(Status::GenericFailure, message.clone())) {
+    Ok(obj) => obj,
+    Err(err) => return err,
+  };
+  let _ = obj.set_named_property("code", code.as_str());
+  let _ = obj.set_named_property("hint", e.hint());
+  if e.is_aborted() {
+    let _ = obj.set_named_property("name", "AbortError");
+  }
+  Error::from(obj.to_unknown())
+}
