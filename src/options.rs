@@ -235,12 +235,13 @@ impl AbortHook {
   }
 
   pub fn detach(self, env: &Env) {
-    let Some(listener) = self.listener else { return };
-    let (Ok(signal), Ok(listener)) = (self.signal.get_value(env), listener.borrow_back(env)) else {
-      return;
-    };
-    if let Ok(remove) = signal.get_named_property::<ListenerFn>("removeEventListener") {
-      let _ = remove.apply(signal, ("abort", listener).into());
+    if let Some(listener) = self.listener {
+      if let (Ok(signal), Ok(listener)) = (self.signal.get_value(env), listener.borrow_back(env)) {
+        if let Ok(remove) = signal.get_named_property::<ListenerFn>("removeEventListener") {
+          let _ = remove.apply(signal, ("abort", listener).into());
+        }
+      }
     }
+    let _ = self.signal.unref(env);
   }
 }

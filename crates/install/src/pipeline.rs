@@ -189,6 +189,11 @@ pub async fn install(
 
   let fetch_started = Instant::now();
   let added = work.len();
+  // Kept to unlink dependents of an optional package that turns out to be unfetchable.
+  let slot_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> = work
+    .iter()
+    .map(|(s, _)| (s.slot_dir.join("node_modules"), s.links.clone()))
+    .collect();
   let result = run_slots(&ctx, work, &prepared.fetcher_options, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
 
@@ -208,14 +213,21 @@ pub async fn install(
     ..
   } = ctx;
   let committed = blocking(move || writer.finish()).await?;
-  result?;
+  let failed = result?;
   committed?;
   if cancel.is_cancelled() {
     return Err(InstallError::Aborted);
   }
 
   let link_started = Instant::now();
-  let importers = plan.importers;
+  let mut importers = plan.importers;
+  if !failed.is_empty() {
+    let gone: std::collections::HashSet<PathBuf> = failed.iter().map(|s| s.pkg_dir.clone()).collect();
+    for importer in &mut importers {
+      importer.links.retain(|(_, target)| !gone.contains(target));
+    }
+    blocking(move || forget_failed(&failed, &gone, &slot_links)).await?;
+  }
   blocking(move || link_importers(&importers)).await??;
   timings.link_importers_ms = ms(link_started.elapsed());
   reporter.emit(Event::Stage {
@@ -410,7 +422,7 @@ async fn run_slots(
   work: Vec<(SlotPlan, Option<StoreFiles>)>,
   fetcher_options: &FetcherOptions,
   skipped: &mut Vec<SkippedPlan>,
-) -> Result<(), InstallError> {
+) -> Result<Vec<SlotPlan>, InstallError> {
   let mut warm = Vec::new();
   let mut cold = Vec::new();
   for (slot, files) in work {
@@ -465,6 +477,7 @@ async fn run_slots(
   }
 
   let mut first_error: Option<InstallError> = None;
+  let mut failed = Vec::new();
   while let Some(joined) = tasks.join_next().await {
     let (slot, result) = match joined {
       Ok(r) => r,
@@ -483,6 +496,7 @@ async fn run_slots(
           version: slot.version.clone(),
           details: error.to_string(),
         });
+        failed.push(slot);
       }
       _ => {
         ctx.cancel.cancel();
@@ -498,7 +512,7 @@ async fn run_slots(
   }
   match first_error {
     Some(e) => Err(e),
-    None => Ok(()),
+    None => Ok(failed),
   }
 }
 
@@ -726,6 +740,25 @@ fn report_imported(ctx: &Ctx, slot: &SlotPlan) {
     requester: ctx.requester.clone(),
     to: slot.pkg_dir.to_string_lossy().into_owned(),
   });
+}
+
+/// Removes what an unfetchable optional package left: its partial slot, and the links other
+/// slots made to it (they were made in parallel with its download).
+fn forget_failed(
+  failed: &[SlotPlan],
+  gone: &std::collections::HashSet<PathBuf>,
+  slot_links: &[(PathBuf, Vec<(String, PathBuf)>)],
+) {
+  for slot in failed {
+    let _ = std::fs::remove_dir_all(&slot.slot_dir);
+  }
+  for (modules, links) in slot_links {
+    for (alias, target) in links {
+      if gone.contains(target) {
+        let _ = std::fs::remove_file(modules.join(alias));
+      }
+    }
+  }
 }
 
 fn link_importers(importers: &[crate::plan::ImporterPlan]) -> Result<(), InstallError> {

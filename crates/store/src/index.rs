@@ -68,6 +68,20 @@ impl IndexReader {
     })
   }
 
+  /// How many packages the index holds.
+  pub fn count(&self) -> Result<usize, StoreError> {
+    self
+      .conn
+      .query_row("SELECT COUNT(*) FROM package_index", [], |row| {
+        row.get::<_, i64>(0)
+      })
+      .map(|n| n as usize)
+      .map_err(|source| StoreError::IndexQuery {
+        path: self.path.clone(),
+        source,
+      })
+  }
+
   /// Fetches the rows for all `keys` that exist, in a few queries rather than one per key.
   pub fn get_many(&self, keys: &[&str]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
     let err = |source| StoreError::IndexQuery {

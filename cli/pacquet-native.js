@@ -1,0 +1,777 @@
+#!/usr/bin/env node
+'use strict'
+// pacquet-native: a frozen-lockfile `install` on top of the native addon.
+// Dependency-free on purpose: it ships inside the package next to the addon.
+//
+// Requiring this file (instead of running it) exposes its parts for tests.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+
+const { version: VERSION } = require('../package.json')
+
+const HELP = `Usage: pacquet-native install [options]
+
+Installs node_modules from pnpm-lock.yaml (frozen lockfile) with pnpm's layout and store.
+
+Options:
+  -C, --dir <dir>              Project directory (default: the current directory)
+      --store-dir <dir>        The pnpm store directory (\`/v11\` is appended)
+      --virtual-store-dir <dir> Where the virtual store goes (default: node_modules/.pnpm)
+      --registry <url>         The default registry (default: from npm config)
+  -P, --prod                   Install dependencies and optionalDependencies only
+  -D, --dev                    Install devDependencies only
+      --import-method <m>      auto | hardlink | clone | copy | clone-or-copy
+      --network-concurrency <n> Maximum number of concurrent downloads
+      --offline                Use only the store; fail on anything missing from it
+      --reporter <name>        default | append-only | ndjson | silent
+  -h, --help                   Show this help
+  -v, --version                Show the version
+
+Settings also read from <dir>/pnpm-workspace.yaml: storeDir, virtualStoreDir,
+packageImportMethod, supportedArchitectures, networkConcurrency, virtualStoreDirMaxLength,
+fetchRetries, fetchRetryFactor, fetchRetryMintimeout, fetchRetryMaxtimeout, fetchTimeout,
+verifyStoreIntegrity. Command-line options win over the file.
+`
+
+const IMPORT_METHODS = ['auto', 'hardlink', 'clone', 'copy', 'clone-or-copy']
+const REPORTERS = ['default', 'append-only', 'ndjson', 'silent']
+
+class CliError extends Error {
+  constructor (code, message, hint = '') {
+    super(message)
+    this.code = code
+    this.hint = hint
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments
+
+const FLAGS = {
+  '--dir': 'dir',
+  '-C': 'dir',
+  '--store-dir': 'storeDir',
+  '--virtual-store-dir': 'virtualStoreDir',
+  '--registry': 'registry',
+  '--import-method': 'importMethod',
+  '--package-import-method': 'importMethod',
+  '--network-concurrency': 'networkConcurrency',
+  '--reporter': 'reporter'
+}
+const SWITCHES = {
+  '--prod': 'prod',
+  '--production': 'prod',
+  '-P': 'prod',
+  '--dev': 'dev',
+  '-D': 'dev',
+  '--offline': 'offline',
+  '--help': 'help',
+  '-h': 'help',
+  '--version': 'version',
+  '-v': 'version',
+  // Accepted for muscle memory: this CLI only ever installs from the lockfile as it is.
+  '--frozen-lockfile': 'frozenLockfile'
+}
+
+function parseArgs (argv) {
+  const args = { command: undefined, reporter: 'default', extra: [] }
+  const unknown = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--') { unknown.push(...argv.slice(i + 1)); break }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
+    const flag = eq === -1 ? arg : arg.slice(0, eq)
+    if (FLAGS[flag]) {
+      let value
+      if (eq !== -1) value = arg.slice(eq + 1)
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('-')) value = argv[++i]
+      if (value === undefined || value === '') {
+        throw new CliError('ERR_PACQUET_INVALID_OPTION', `Option ${flag} needs a value`)
+      }
+      args[FLAGS[flag]] = value
+    } else if (SWITCHES[flag] && eq === -1) {
+      args[SWITCHES[flag]] = true
+    } else if (arg.startsWith('-')) {
+      unknown.push(flag)
+    } else if (args.command === undefined) {
+      args.command = arg === 'i' ? 'install' : arg
+    } else {
+      args.extra.push(arg)
+    }
+  }
+  if (unknown.length) {
+    throw new CliError('ERR_PNPM_UNKNOWN_OPTIONS',
+      `Unknown option${unknown.length > 1 ? 's' : ''}: ${unknown.map(u => `'${u}'`).join(', ')}`,
+      'For help, run: pacquet-native --help')
+  }
+  if (!REPORTERS.includes(args.reporter)) {
+    throw new CliError('ERR_PACQUET_INVALID_OPTION',
+      `Unknown reporter '${args.reporter}'`, `Use one of: ${REPORTERS.join(', ')}`)
+  }
+  if (args.importMethod !== undefined && !IMPORT_METHODS.includes(args.importMethod)) {
+    throw new CliError('ERR_PACQUET_INVALID_OPTION',
+      `Unknown import method '${args.importMethod}'`, `Use one of: ${IMPORT_METHODS.join(', ')}`)
+  }
+  if (args.networkConcurrency !== undefined) {
+    const n = Number(args.networkConcurrency)
+    if (!Number.isInteger(n) || n < 1) {
+      throw new CliError('ERR_PACQUET_INVALID_OPTION', `--network-concurrency must be a positive integer, got '${args.networkConcurrency}'`)
+    }
+    args.networkConcurrency = n
+  }
+  if (args.registry !== undefined) args.registry = normalizeRegistry(args.registry, '--registry')
+  return args
+}
+
+function normalizeRegistry (value, from) {
+  let url
+  try { url = new URL(value) } catch {
+    throw new CliError('ERR_PACQUET_INVALID_OPTION', `${from} is not a valid URL: '${value}'`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliError('ERR_PACQUET_INVALID_OPTION', `${from} must be an http(s) URL: '${value}'`)
+  }
+  return url.href.endsWith('/') ? url.href : `${url.href}/`
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal YAML reader: enough for pnpm-workspace.yaml (block mappings and sequences,
+// flow [..] / {..}, quoted and plain scalars, comments). Not a general YAML parser.
+
+function parseYaml (text) {
+  const lines = []
+  text.split(/\r?\n/).forEach((raw, idx) => {
+    if (/^\s*(#.*)?$/.test(raw)) return
+    if (/^(---|\.\.\.)(\s|$)/.test(raw)) return
+    if (/^ *\t/.test(raw)) throw yamlError('tabs cannot be used for indentation', idx + 1)
+    const indent = raw.match(/^ */)[0].length
+    const content = stripComment(raw.slice(indent)).trimEnd()
+    if (content) lines.push({ indent, text: content, line: idx + 1 })
+  })
+  let i = 0
+
+  const isSeqItem = (t) => t === '-' || t.startsWith('- ')
+
+  function parseNode (indent) {
+    return isSeqItem(lines[i].text) ? parseSeq(indent) : parseMap(indent)
+  }
+
+  function parseMap (indent) {
+    const obj = {}
+    while (i < lines.length && lines[i].indent === indent && !isSeqItem(lines[i].text)) {
+      const ln = lines[i++]
+      const { key, rest } = splitKey(ln)
+      if (rest === '') {
+        if (i < lines.length && lines[i].indent > indent) obj[key] = parseNode(lines[i].indent)
+        else if (i < lines.length && lines[i].indent === indent && isSeqItem(lines[i].text)) obj[key] = parseSeq(indent)
+        else obj[key] = null
+      } else if (/^[|>][-+]?$/.test(rest)) {
+        // Block scalar: the more-indented lines that follow (comments inside are lost).
+        const parts = []
+        while (i < lines.length && lines[i].indent > indent) parts.push(lines[i++].text)
+        obj[key] = parts.join(rest[0] === '|' ? '\n' : ' ')
+      } else {
+        obj[key] = parseInline(rest, ln.line)
+      }
+    }
+    if (i < lines.length && lines[i].indent > indent) throw yamlError('unexpected indentation', lines[i].line)
+    return obj
+  }
+
+  function parseSeq (indent) {
+    const arr = []
+    while (i < lines.length && lines[i].indent === indent && isSeqItem(lines[i].text)) {
+      const ln = lines[i]
+      const rest = ln.text.slice(1).trimStart()
+      if (rest === '') {
+        i++
+        arr.push(i < lines.length && lines[i].indent > indent ? parseNode(lines[i].indent) : null)
+      } else if (!/^["'[{]/.test(rest) && findMapColon(rest) !== -1) {
+        // "- key: value" starts a mapping whose lines sit at the item's content column.
+        lines[i] = { indent: indent + (ln.text.length - rest.length), text: rest, line: ln.line }
+        arr.push(parseMap(lines[i].indent))
+      } else {
+        i++
+        arr.push(parseInline(rest, ln.line))
+      }
+    }
+    return arr
+  }
+
+  const result = lines.length ? parseNode(lines[0].indent) : {}
+  if (i < lines.length) throw yamlError('unexpected content', lines[i].line)
+  return result
+}
+
+function yamlError (message, line) {
+  const err = new Error(`${message} (line ${line})`)
+  err.code = 'ERR_PACQUET_YAML'
+  return err
+}
+
+function stripComment (s) {
+  let quote = null
+  for (let j = 0; j < s.length; j++) {
+    const c = s[j]
+    if (quote) {
+      if (c === quote) {
+        if (quote === "'" && s[j + 1] === "'") { j++; continue }
+        quote = null
+      } else if (c === '\\' && quote === '"') j++
+    } else if (c === '"' || c === "'") {
+      if (j === 0 || /[\s[{,:]/.test(s[j - 1])) quote = c
+    } else if (c === '#' && (j === 0 || /\s/.test(s[j - 1]))) {
+      return s.slice(0, j)
+    }
+  }
+  return s
+}
+
+// Index of the ':' that separates a plain mapping key from its value, or -1.
+function findMapColon (s) {
+  for (let j = 0; j < s.length; j++) {
+    if (s[j] === ':' && (j === s.length - 1 || s[j + 1] === ' ')) return j
+  }
+  return -1
+}
+
+function splitKey (ln) {
+  const t = ln.text
+  if (t[0] === '"' || t[0] === "'") {
+    const { value, end } = readQuoted(t, 0, ln.line)
+    const after = t.slice(end).trimStart()
+    if (after[0] !== ':') throw yamlError('expected ":" after a quoted key', ln.line)
+    return { key: value, rest: after.slice(1).trim() }
+  }
+  const colon = findMapColon(t)
+  if (colon === -1) throw yamlError(`expected "key: value", got "${t}"`, ln.line)
+  return { key: t.slice(0, colon).trim(), rest: t.slice(colon + 1).trim() }
+}
+
+function readQuoted (s, start, line) {
+  const q = s[start]
+  let out = ''
+  for (let j = start + 1; j < s.length; j++) {
+    const c = s[j]
+    if (q === "'") {
+      if (c === "'") {
+        if (s[j + 1] === "'") { out += "'"; j++; continue }
+        return { value: out, end: j + 1 }
+      }
+      out += c
+    } else {
+      if (c === '"') return { value: out, end: j + 1 }
+      if (c === '\\') {
+        const n = s[++j]
+        out += ({ n: '\n', t: '\t', r: '\r', '0': '\0', '"': '"', '\\': '\\', '/': '/' })[n] ?? n
+        continue
+      }
+      out += c
+    }
+  }
+  throw yamlError('unterminated quoted string', line)
+}
+
+function parseInline (s, line) {
+  if (s[0] === '[' || s[0] === '{') {
+    const state = { s, j: 0, line }
+    const value = parseFlow(state)
+    skipWs(state)
+    if (state.j !== s.length) throw yamlError('unexpected text after a flow collection', line)
+    return value
+  }
+  if (s[0] === '"' || s[0] === "'") {
+    const { value, end } = readQuoted(s, 0, line)
+    if (s.slice(end).trim()) throw yamlError('unexpected text after a quoted string', line)
+    return value
+  }
+  if (s[0] === '&' || s[0] === '*' || s[0] === '!') throw yamlError('anchors, aliases and tags are not supported', line)
+  return plainScalar(s)
+}
+
+function skipWs (st) {
+  while (st.j < st.s.length && /\s/.test(st.s[st.j])) st.j++
+}
+
+function parseFlow (st) {
+  skipWs(st)
+  const c = st.s[st.j]
+  if (c === '[') {
+    st.j++
+    const arr = []
+    for (;;) {
+      skipWs(st)
+      if (st.s[st.j] === ']') { st.j++; return arr }
+      arr.push(parseFlow(st))
+      skipWs(st)
+      if (st.s[st.j] === ',') { st.j++; continue }
+      if (st.s[st.j] === ']') { st.j++; return arr }
+      throw yamlError('expected "," or "]"', st.line)
+    }
+  }
+  if (c === '{') {
+    st.j++
+    const obj = {}
+    for (;;) {
+      skipWs(st)
+      if (st.s[st.j] === '}') { st.j++; return obj }
+      const key = String(flowScalar(st, true))
+      skipWs(st)
+      if (st.s[st.j] !== ':') throw yamlError('expected ":" in a flow mapping', st.line)
+      st.j++
+      obj[key] = parseFlow(st)
+      skipWs(st)
+      if (st.s[st.j] === ',') { st.j++; continue }
+      if (st.s[st.j] === '}') { st.j++; return obj }
+      throw yamlError('expected "," or "}"', st.line)
+    }
+  }
+  return flowScalar(st, false)
+}
+
+function flowScalar (st, isKey) {
+  skipWs(st)
+  if (st.j >= st.s.length) throw yamlError('unexpected end of a flow collection', st.line)
+  const c = st.s[st.j]
+  if (c === '"' || c === "'") {
+    const { value, end } = readQuoted(st.s, st.j, st.line)
+    st.j = end
+    return value
+  }
+  const start = st.j
+  while (st.j < st.s.length && !/[,\]}]/.test(st.s[st.j]) && !(isKey && st.s[st.j] === ':')) st.j++
+  const raw = st.s.slice(start, st.j).trim()
+  return isKey ? raw : plainScalar(raw)
+}
+
+function plainScalar (s) {
+  if (/^(true|True|TRUE)$/.test(s)) return true
+  if (/^(false|False|FALSE)$/.test(s)) return false
+  if (/^(null|Null|NULL|~)$/.test(s) || s === '') return null
+  if (/^[-+]?\d+$/.test(s)) return Number(s)
+  if (/^[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) return Number(s)
+  return s
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings
+
+const WORKSPACE_KEYS = {
+  storeDir: 'string',
+  virtualStoreDir: 'string',
+  packageImportMethod: 'string',
+  supportedArchitectures: 'object',
+  networkConcurrency: 'number',
+  virtualStoreDirMaxLength: 'number',
+  fetchRetries: 'number',
+  fetchRetryFactor: 'number',
+  fetchRetryMintimeout: 'number',
+  fetchRetryMaxtimeout: 'number',
+  fetchTimeout: 'number',
+  verifyStoreIntegrity: 'boolean'
+}
+
+/** The settings this CLI uses from <dir>/pnpm-workspace.yaml ({} when there is none). */
+function readWorkspaceSettings (dir, warn = () => {}) {
+  const file = path.join(dir, 'pnpm-workspace.yaml')
+  let text
+  try { text = fs.readFileSync(file, 'utf8') } catch (err) {
+    if (err.code === 'ENOENT') return {}
+    throw err
+  }
+  let doc
+  try {
+    doc = parseYaml(text)
+  } catch (err) {
+    // Fall back to top-level "key: scalar" lines so an exotic construct elsewhere in the
+    // file does not stop the install.
+    warn(`Could not fully parse ${file}: ${err.message}. Reading only its simple top-level settings.`)
+    doc = {}
+    for (const line of text.split(/\r?\n/)) {
+      const m = /^([A-Za-z][\w-]*):[ \t]+(.+)$/.exec(stripComment(line).trimEnd())
+      if (m) { try { doc[m[1]] = parseInline(m[2], 0) } catch {} }
+    }
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return {}
+  const settings = {}
+  for (const [key, type] of Object.entries(WORKSPACE_KEYS)) {
+    const value = doc[key]
+    if (value === undefined || value === null) continue
+    const ok = type === 'object' ? typeof value === 'object' && !Array.isArray(value) : typeof value === type
+    if (!ok) { warn(`Ignoring ${key} in ${file}: expected a ${type}`); continue }
+    settings[key] = value
+  }
+  if (settings.supportedArchitectures) {
+    const sa = {}
+    for (const k of ['os', 'cpu', 'libc']) {
+      const v = settings.supportedArchitectures[k]
+      if (v == null) continue
+      const list = Array.isArray(v) ? v : [v]
+      sa[k] = list.map(String)
+    }
+    settings.supportedArchitectures = sa
+  }
+  return settings
+}
+
+function expandHome (p) {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p
+}
+
+/** Reads `key=value` lines of an .npmrc, expanding ${VAR} from env. */
+function readNpmrc (file, env) {
+  let text
+  try { text = fs.readFileSync(file, 'utf8') } catch { return {} }
+  const out = {}
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim()
+    if (!line || line[0] === '#' || line[0] === ';') continue
+    const eq = line.indexOf('=')
+    if (eq === -1) continue
+    const key = line.slice(0, eq).trim()
+    let value = line.slice(eq + 1).trim()
+    if (/^".*"$|^'.*'$/.test(value)) value = value.slice(1, -1)
+    value = value.replace(/\$\{([^}]+)\}/g, (_, name) => env[name] ?? '')
+    out[key] = value
+  }
+  return out
+}
+
+/**
+ * Authorization headers by nerf-darted registry URI, from the user's and the project's
+ * .npmrc (the project wins): `//host/:_authToken`, `//host/:_auth`,
+ * `//host/:username` + `//host/:_password`.
+ */
+function readAuthHeaders (dir, env) {
+  const userrc = env.npm_config_userconfig || env.NPM_CONFIG_USERCONFIG || path.join(env.HOME || os.homedir(), '.npmrc')
+  const conf = { ...readNpmrc(userrc, env), ...readNpmrc(path.join(dir, '.npmrc'), env) }
+  const headers = {}
+  const users = {}
+  for (const [key, value] of Object.entries(conf)) {
+    const m = /^(\/\/.+?):(_authToken|_auth|username|_password)$/.exec(key)
+    if (!m || !value) continue
+    const uri = m[1].endsWith('/') ? m[1] : `${m[1]}/`
+    if (m[2] === '_authToken') headers[uri] = `Bearer ${value}`
+    else if (m[2] === '_auth') headers[uri] ??= `Basic ${value}`
+    else (users[uri] ??= {})[m[2]] = value
+  }
+  for (const [uri, { username, _password: password }] of Object.entries(users)) {
+    if (username && password && !headers[uri]) {
+      const plain = Buffer.from(password, 'base64').toString('utf8')
+      headers[uri] = `Basic ${Buffer.from(`${username}:${plain}`).toString('base64')}`
+    }
+  }
+  return Object.keys(headers).length ? headers : undefined
+}
+
+/** LinkOptions from the command line (wins) and pnpm-workspace.yaml settings. */
+function buildOptions (args, settings, { dir, cwd, env = process.env }) {
+  const options = { dir }
+  if (args.storeDir) options.storeDir = path.resolve(cwd, expandHome(args.storeDir))
+  else if (settings.storeDir) options.storeDir = path.resolve(dir, expandHome(settings.storeDir))
+  if (args.virtualStoreDir) options.virtualStoreDir = path.resolve(cwd, expandHome(args.virtualStoreDir))
+  else if (settings.virtualStoreDir) options.virtualStoreDir = path.resolve(dir, expandHome(settings.virtualStoreDir))
+  const importMethod = args.importMethod ?? settings.packageImportMethod
+  if (importMethod !== undefined) {
+    if (!IMPORT_METHODS.includes(importMethod)) {
+      throw new CliError('ERR_PACQUET_INVALID_OPTION', `Unknown packageImportMethod '${importMethod}'`, `Use one of: ${IMPORT_METHODS.join(', ')}`)
+    }
+    options.packageImportMethod = importMethod
+  }
+  if (args.networkConcurrency !== undefined) options.networkConcurrency = args.networkConcurrency
+  else if (settings.networkConcurrency !== undefined) options.networkConcurrency = settings.networkConcurrency
+  for (const key of ['supportedArchitectures', 'virtualStoreDirMaxLength', 'fetchRetries', 'fetchRetryFactor',
+    'fetchRetryMintimeout', 'fetchRetryMaxtimeout', 'fetchTimeout', 'verifyStoreIntegrity']) {
+    if (settings[key] !== undefined) options[key] = settings[key]
+  }
+  if (args.offline) options.offline = true
+  if (args.prod && !args.dev) options.include = { dependencies: true, devDependencies: false, optionalDependencies: true }
+  else if (args.dev && !args.prod) options.include = { dependencies: false, devDependencies: true, optionalDependencies: false }
+  // No --registry: leave it to the addon, which reads npm config (env, .npmrc files).
+  if (args.registry) options.registries = { default: args.registry }
+  const auth = readAuthHeaders(dir, env)
+  if (auth) options.authHeaderByUri = auth
+  return options
+}
+
+/** Last resort when the addon finds no registry: ask npm, once. */
+function npmConfigRegistry (dir, env) {
+  try {
+    const out = execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['config', 'get', 'registry'], {
+      cwd: dir,
+      // No update check: this lookup must not cause network traffic of its own.
+      env: { ...env, npm_config_update_notifier: 'false' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 30_000,
+      shell: process.platform === 'win32'
+    }).trim()
+    if (!out || out === 'undefined' || out === 'null') return null
+    return normalizeRegistry(out, 'npm config registry')
+  } catch {
+    return null
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reporting
+
+function formatBytes (n) {
+  if (!Number.isFinite(n)) return '0 B'
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`
+  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MB`
+  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GB`
+}
+
+function formatDuration (ms) {
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m ${Math.round((ms % 60_000) / 1000)}s`
+}
+
+/**
+ * mode: default (live line on a TTY, else like append-only) | append-only | ndjson | silent.
+ * Progress counts follow pnpm: resolved / reused (found_in_store) / downloaded (fetched) /
+ * added (imported).
+ */
+function createReporter ({ mode = 'default', out = process.stdout, err = process.stderr, now = Date.now, color } = {}) {
+  const live = mode === 'default' && Boolean(out.isTTY)
+  const useColor = color ?? (Boolean(err.isTTY) && !process.env.NO_COLOR)
+  // A TTY line can be redrawn often; appended lines are kept sparse so CI logs stay short.
+  const interval = live ? 100 : 1000
+  const counts = { resolved: 0, reused: 0, downloaded: 0, added: 0 }
+  let statsAdded = null
+  let skippedOptional = 0
+  let lastRender = -Infinity
+  let lastLine = ''
+  let timer = null
+  let lineOpen = false // a live line is on screen without its newline
+
+  const progressLine = () =>
+    `Progress: resolved ${counts.resolved}, reused ${counts.reused}, downloaded ${counts.downloaded}, added ${counts.added}`
+
+  function render (final = false) {
+    const line = progressLine() + (final ? ', done' : '')
+    lastRender = now()
+    if (live) {
+      out.write(`\r${line}\x1b[K${final ? '\n' : ''}`)
+      lineOpen = !final
+    } else if (line !== lastLine) {
+      out.write(`${line}\n`)
+    }
+    lastLine = line
+  }
+
+  function schedule () {
+    if (timer) return
+    const wait = interval - (now() - lastRender)
+    if (wait <= 0) { render(); return }
+    timer = setTimeout(() => { timer = null; render() }, wait)
+    timer.unref?.()
+  }
+
+  function stopTimer () {
+    if (timer) { clearTimeout(timer); timer = null }
+  }
+
+  function printAboveLine (text, stream = out) {
+    if (lineOpen) { out.write('\r\x1b[K'); lineOpen = false }
+    stream.write(text)
+    if (live && lastLine) { out.write(`\r${lastLine}\x1b[K`); lineOpen = true }
+  }
+
+  function warn (message) {
+    if (mode === 'silent') return
+    if (mode === 'ndjson') { out.write(JSON.stringify({ name: 'pnpm:global', level: 'warn', message }) + '\n'); return }
+    const tag = useColor ? '\x1b[43m\x1b[30m WARN \x1b[39m\x1b[49m' : ' WARN '
+    printAboveLine(`${tag} ${message}\n`)
+  }
+
+  function onEvent (e) {
+    if (!e || typeof e !== 'object') return
+    if (mode === 'ndjson') { out.write(JSON.stringify(e) + '\n'); return }
+    if (mode === 'silent') return
+    switch (e.name) {
+      case 'pnpm:progress':
+        if (e.status === 'resolved') counts.resolved++
+        else if (e.status === 'found_in_store') counts.reused++
+        else if (e.status === 'fetched') counts.downloaded++
+        else if (e.status === 'imported') counts.added++
+        else return
+        schedule()
+        return
+      case 'pnpm:stats':
+        if (typeof e.added === 'number') statsAdded = (statsAdded ?? 0) + e.added
+        return
+      case 'pnpm:skipped-optional-dependency':
+        skippedOptional++
+        return
+      case 'pnpm:request-retry': {
+        const reason = e.error?.httpStatusCode ?? e.error?.code ?? e.error?.message ?? 'error'
+        const left = Number.isFinite(e.maxRetries) && Number.isFinite(e.attempt) ? e.maxRetries - e.attempt + 1 : null
+        warn(`${e.method ?? 'GET'} ${e.url} error (${reason}). Will retry.${left != null ? ` ${left} retries left.` : ''}`)
+        return
+      }
+      default:
+        if (e.level === 'warn' && e.message) warn(String(e.message))
+        else if (e.level === 'error' && e.message) printAboveLine(` ERROR  ${e.message}\n`, err)
+    }
+  }
+
+  function finish (result = {}, elapsedMs = 0) {
+    stopTimer()
+    if (mode === 'ndjson') {
+      out.write(JSON.stringify({ name: 'pacquet-native:summary', level: 'info', elapsedMs, version: VERSION, result: summaryOf(result) }) + '\n')
+      return
+    }
+    if (mode === 'silent') return
+    render(true)
+    const added = typeof result.added === 'number' ? result.added : statsAdded ?? counts.added
+    out.write(`Packages: +${added}\n`)
+    if (live && added > 0) {
+      const width = Math.max(10, Math.min(out.columns || 80, 120) - 1)
+      out.write(`${'+'.repeat(Math.min(added, width))}\n`)
+    }
+    const parts = []
+    if (typeof result.fetched === 'number') parts.push(`downloaded ${result.fetched} (${formatBytes(result.bytesDownloaded)})`)
+    if (typeof result.reused === 'number') parts.push(`reused ${result.reused} from the store`)
+    const skipped = Array.isArray(result.skipped) ? result.skipped.length : skippedOptional
+    if (skipped) parts.push(`skipped ${skipped} optional`)
+    if (typeof result.filesImported === 'number') parts.push(`${result.filesImported} files ${result.importMethod ? `imported by ${result.importMethod}` : 'imported'}`)
+    if (parts.length) out.write(`${capitalize(parts.join(', '))}\n`)
+    out.write(`Done in ${formatDuration(elapsedMs)} using pacquet-native v${VERSION}\n`)
+  }
+
+  function fail (error) {
+    stopTimer()
+    const code = error?.code || 'ERR_PACQUET_UNEXPECTED'
+    const message = error?.message || String(error)
+    const hint = typeof error?.hint === 'string' ? error.hint : ''
+    if (mode === 'ndjson') {
+      out.write(JSON.stringify({ name: 'pnpm', level: 'error', err: { code, message, hint } }) + '\n')
+      return
+    }
+    if (lineOpen) { out.write('\n'); lineOpen = false }
+    const tag = useColor ? `\x1b[41m\x1b[97m ${code} \x1b[39m\x1b[49m` : ` ${code} `
+    let text = `${tag} ${message}\n`
+    if (hint) text += `\n${hint}\n`
+    if (code === 'ERR_PACQUET_UNEXPECTED' && error?.stack) text += `\n${error.stack}\n`
+    err.write(text)
+  }
+
+  return { onEvent, warn, finish, fail, counts }
+}
+
+function summaryOf (result) {
+  const out = {}
+  for (const [k, v] of Object.entries(result || {})) if (typeof v !== 'function') out[k] = v
+  return out
+}
+
+function capitalize (s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+function loadAddon () {
+  try {
+    return require('../index.js')
+  } catch (cause) {
+    throw new CliError('ERR_PACQUET_NATIVE_BINDING', `Cannot load the native addon: ${cause.message}`,
+      'Reinstall @pacquet/native so that the binary for this platform is present (or build it with `napi build --platform`).')
+  }
+}
+
+async function main (argv = process.argv.slice(2), io = {}) {
+  const started = Date.now()
+  const cwd = io.cwd ?? process.cwd()
+  const env = io.env ?? process.env
+  const stdout = io.stdout ?? process.stdout
+  const stderr = io.stderr ?? process.stderr
+  const proc = io.process ?? process
+
+  let args
+  try {
+    args = parseArgs(argv)
+  } catch (error) {
+    createReporter({ out: stdout, err: stderr }).fail(error)
+    return 1
+  }
+  if (args.version) { stdout.write(`${VERSION}\n`); return 0 }
+  if (args.help) { stdout.write(HELP); return 0 }
+  if (args.command === undefined) { stderr.write(HELP); return 1 }
+
+  const reporter = createReporter({ mode: args.reporter, out: stdout, err: stderr })
+  if (args.command !== 'install') {
+    reporter.fail(new CliError('ERR_PACQUET_UNKNOWN_COMMAND', `Unknown command '${args.command}'`, 'The only command is "install". For help, run: pacquet-native --help'))
+    return 1
+  }
+  if (args.extra.length) {
+    reporter.fail(new CliError('ERR_PACQUET_INVALID_OPTION', `Unexpected argument${args.extra.length > 1 ? 's' : ''}: ${args.extra.map(a => `'${a}'`).join(', ')}`,
+      'install takes no package names: it installs what pnpm-lock.yaml lists.'))
+    return 1
+  }
+
+  const controller = new AbortController()
+  let interrupted = false
+  const onSignal = (signal) => {
+    if (interrupted) proc.exit(signal === 'SIGINT' ? 130 : 143) // a second ^C: leave now
+    interrupted = signal
+    if (args.reporter !== 'ndjson' && args.reporter !== 'silent') stderr.write('\nAborting...\n')
+    controller.abort()
+  }
+  proc.on('SIGINT', onSignal)
+  proc.on('SIGTERM', onSignal)
+
+  try {
+    const dir = path.resolve(cwd, args.dir ?? '.')
+    const lockfile = path.join(dir, 'pnpm-lock.yaml')
+    if (!fs.existsSync(lockfile)) {
+      throw new CliError('ERR_PNPM_NO_LOCKFILE', `Cannot install with "frozen-lockfile" because pnpm-lock.yaml is absent in ${dir}`,
+        'Run "pnpm install" once to create the lockfile, or point --dir at the project.')
+    }
+    const settings = readWorkspaceSettings(dir, reporter.warn)
+    const options = buildOptions(args, settings, { dir, cwd, env })
+    const addon = loadAddon()
+    options.onProgress = (event) => reporter.onEvent(event)
+    options.signal = controller.signal
+
+    let result
+    try {
+      result = await addon.linkVirtualStore(lockfile, options)
+    } catch (error) {
+      if (error?.code !== 'ERR_PNPM_NO_REGISTRY' || options.registries || controller.signal.aborted) throw error
+      const registry = npmConfigRegistry(dir, env)
+      if (!registry) throw error
+      options.registries = { default: registry }
+      result = await addon.linkVirtualStore(lockfile, options)
+    }
+    reporter.finish(result, Date.now() - started)
+    return 0
+  } catch (error) {
+    if (error?.code === 'ABORT_ERR' && interrupted) {
+      reporter.fail(Object.assign(new Error('The installation was interrupted'), { code: 'ABORT_ERR', hint: '' }))
+      return interrupted === 'SIGINT' ? 130 : 143
+    }
+    reporter.fail(error)
+    return 1
+  } finally {
+    proc.removeListener('SIGINT', onSignal)
+    proc.removeListener('SIGTERM', onSignal)
+  }
+}
+
+module.exports = { main, parseArgs, parseYaml, readWorkspaceSettings, readAuthHeaders, buildOptions, createReporter, CliError, VERSION }
+
+if (require.main === module) {
+  main().then((code) => {
+    process.exitCode = code
+    // Normally nothing is left and Node exits right away; if a handle were leaked, do not
+    // hang the user's terminal or CI job over it.
+    setTimeout(() => process.exit(code), 2000).unref()
+  })
+}

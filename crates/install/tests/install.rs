@@ -1,0 +1,450 @@
+//! End-to-end installs against a registry served from this process.
+
+mod support;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use pacquet_install::{install, Event, InstallError, InstallOptions, LockfileSource, Reporter};
+use support::{publish, Pkg, Registry};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl Reporter for Recorder {
+  fn emit(&self, event: Event) {
+    self.0.lock().unwrap().push(event);
+  }
+}
+
+fn options(registry: &Registry, store: &Path) -> InstallOptions {
+  let mut o = InstallOptions {
+    store_dir: Some(store.to_path_buf()),
+    fetch_retry_mintimeout: Some(5),
+    fetch_retry_maxtimeout: Some(20),
+    ..Default::default()
+  };
+  o.registries.insert("default".into(), registry.url.clone());
+  o
+}
+
+async fn run(
+  dir: &Path,
+  options: InstallOptions,
+) -> (Result<pacquet_install::InstallSummary, InstallError>, Vec<Event>) {
+  let recorder = Arc::new(Recorder::default());
+  let result = install(
+    LockfileSource::Path(dir.to_path_buf()),
+    options,
+    recorder.clone(),
+    CancellationToken::new(),
+  )
+  .await;
+  let events = recorder.0.lock().unwrap().clone();
+  (result, events)
+}
+
+fn code(e: &InstallError) -> String {
+  e.error_code()
+}
+
+fn graph() -> Vec<Pkg> {
+  vec![
+    Pkg::new("a", "1.0.0")
+      .dep("b", "2.0.0")
+      .dep("c-alias", "c@3.0.0")
+      .file("bin/a.js", b"#!/usr/bin/env node\n", 0o755),
+    Pkg::new("b", "2.0.0").dep("@s/d", "1.0.0"),
+    Pkg::new("c", "3.0.0"),
+    Pkg::new("@s/d", "1.0.0").dep("b", "2.0.0"),
+  ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_a_graph_into_the_store_and_the_virtual_store() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(
+    project.join("pnpm-lock.yaml"),
+    publish(&registry, &graph(), &[("a", "1.0.0"), ("my-c", "c@3.0.0")]),
+  )
+  .unwrap();
+
+  let (result, events) = run(&project, options(&registry, &store)).await;
+  let summary = result.unwrap();
+  assert_eq!((summary.added, summary.fetched, summary.reused), (4, 4, 0));
+
+  let vsd = project.join("node_modules/.pnpm");
+  let a = vsd.join("a@1.0.0/node_modules/a");
+  assert_eq!(
+    std::fs::read_to_string(a.join("index.js")).unwrap(),
+    "module.exports = 'a@1.0.0'\n"
+  );
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+      std::fs::metadata(a.join("bin/a.js"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777,
+      0o755
+    );
+    assert_eq!(
+      std::fs::metadata(a.join("index.js"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o111,
+      0
+    );
+  }
+  // Relative links between slots, aliases included; scoped names get a `+` slot.
+  let link = |p: &str| std::fs::read_link(vsd.join(p)).unwrap();
+  assert_eq!(
+    link("a@1.0.0/node_modules/b"),
+    Path::new("../../b@2.0.0/node_modules/b")
+  );
+  assert_eq!(
+    link("a@1.0.0/node_modules/c-alias"),
+    Path::new("../../c@3.0.0/node_modules/c")
+  );
+  assert_eq!(
+    link("b@2.0.0/node_modules/@s/d"),
+    Path::new("../../../@s+d@1.0.0/node_modules/@s/d")
+  );
+  assert!(vsd.join("@s+d@1.0.0/node_modules/@s/d/package.json").is_file());
+  // The importer's direct links.
+  assert_eq!(
+    std::fs::read_link(project.join("node_modules/a")).unwrap(),
+    Path::new(".pnpm/a@1.0.0/node_modules/a")
+  );
+  assert_eq!(
+    std::fs::read_link(project.join("node_modules/my-c")).unwrap(),
+    Path::new(".pnpm/c@3.0.0/node_modules/c")
+  );
+  // Store: blobs named by content, and one row per package.
+  let bin_blob = store
+    .join("v11/files")
+    .join(&pacquet_store::sha512_hex(b"#!/usr/bin/env node\n")[..2]);
+  assert!(std::fs::read_dir(bin_blob).unwrap().any(|e| e
+    .unwrap()
+    .file_name()
+    .to_string_lossy()
+    .ends_with("-exec")));
+  assert_eq!(row_count(&store), 4);
+  // Events in pnpm's shapes.
+  let count = |status: &str| {
+    events
+      .iter()
+      .filter(|e| matches!(e, Event::Progress { status: s, .. } if *s == status))
+      .count()
+  };
+  assert_eq!((count("resolved"), count("fetched")), (4, 4));
+  assert_eq!(
+    events
+      .iter()
+      .filter(|e| matches!(e, Event::Imported { .. }))
+      .count(),
+    4
+  );
+
+  // Again with node_modules gone: everything comes from the store, nothing is downloaded.
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  registry.clear_requests();
+  let (result, _) = run(&project, options(&registry, &store)).await;
+  let summary = result.unwrap();
+  assert_eq!((summary.fetched, summary.reused), (0, 4));
+  assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+  assert!(project
+    .join("node_modules/.pnpm/a@1.0.0/node_modules/a/bin/a.js")
+    .is_file());
+}
+
+fn row_count(store: &Path) -> usize {
+  // Read through the store crate, as any reader would.
+  let dir = pacquet_store::StoreDir::new(store);
+  let reader = pacquet_store::IndexReader::open(&dir).unwrap();
+  reader.count().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_blob_is_detected_and_fetched_again() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(
+    project.join("pnpm-lock.yaml"),
+    publish(&registry, &[Pkg::new("c", "3.0.0")], &[("c", "3.0.0")]),
+  )
+  .unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  let blob = store.join("v11").join(
+    pacquet_store::StoreDir::new(&store)
+      .blob_path(&pacquet_store::sha512_hex(b"module.exports = 'c@3.0.0'\n"), false)
+      .strip_prefix(store.join("v11"))
+      .unwrap(),
+  );
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  // Same size, other bytes, and a newer mtime than the row's checkedAt.
+  std::thread::sleep(std::time::Duration::from_millis(150));
+  std::fs::write(&blob, b"module.exports = 'evil!!'\n\n").unwrap();
+  registry.clear_requests();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!(summary.fetched, 1);
+  assert_eq!(registry.requests().len(), 1);
+  assert_eq!(
+    std::fs::read_to_string(project.join("node_modules/c/index.js")).unwrap(),
+    "module.exports = 'c@3.0.0'\n"
+  );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_mismatch_fails_and_records_nothing() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let c = Pkg::new("c", "3.0.0");
+  let lockfile = publish(&registry, &[c], &[("c", "3.0.0")]);
+  registry.add(
+    "/c/-/c-3.0.0.tgz",
+    Pkg::new("c", "3.0.0").file("extra.js", b"x", 0o644).tarball(),
+  );
+  std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
+  let (result, _) = run(&project, options(&registry, &store)).await;
+  let err = result.unwrap_err();
+  assert_eq!(code(&err), "ERR_PNPM_TARBALL_INTEGRITY");
+  assert!(!err.hint().is_empty());
+  assert_eq!(row_count(&store), 0);
+  assert!(!project.join("node_modules/.pnpm/c@3.0.0/node_modules/c").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_errors_retry_only_where_pnpm_retries() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(
+    project.join("pnpm-lock.yaml"),
+    publish(&registry, &[Pkg::new("c", "3.0.0")], &[("c", "3.0.0")]),
+  )
+  .unwrap();
+
+  // 503 twice, then the body: succeeds after two retries, each reported.
+  registry.fail("/c/-/c-3.0.0.tgz", &[503, 500]);
+  let (result, events) = run(&project, options(&registry, &store)).await;
+  result.unwrap();
+  let retries: Vec<_> = events
+    .iter()
+    .filter(|e| matches!(e, Event::RequestRetry { .. }))
+    .collect();
+  assert_eq!(retries.len(), 2);
+  assert!(matches!(
+    retries[0],
+    Event::RequestRetry {
+      http_status: Some(503),
+      attempt: 1,
+      ..
+    }
+  ));
+
+  // 404 is final: one request, a coded error.
+  let tmp2 = tempfile::tempdir().unwrap();
+  std::fs::write(
+    tmp2.path().join("pnpm-lock.yaml"),
+    publish(&registry, &[Pkg::new("b", "2.0.0")], &[("b", "2.0.0")]),
+  )
+  .unwrap();
+  registry.fail("/b/-/b-2.0.0.tgz", &[404, 404, 404]);
+  registry.clear_requests();
+  let (result, _) = run(tmp2.path(), options(&registry, &store)).await;
+  assert_eq!(code(&result.unwrap_err()), "ERR_PNPM_FETCH_404");
+  assert_eq!(registry.requests().len(), 1);
+
+  // 500 forever: retries run out, the error says so.
+  registry.fail("/b/-/b-2.0.0.tgz", &[500, 500, 500]);
+  let (result, _) = run(tmp2.path(), options(&registry, &store)).await;
+  assert_eq!(code(&result.unwrap_err()), "ERR_PNPM_FETCH_500");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_tarball_entries_stay_inside_the_package() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  // Hand-made entries the tar crate's safe API refuses to write.
+  let mut raw = tar::Builder::new(Vec::new());
+  let mut add = |name: &str, kind: tar::EntryType, body: &[u8], link: Option<&str>| {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(kind);
+    if let Some(l) = link {
+      h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+    }
+    h.set_cksum();
+    raw.append(&h, body).unwrap();
+  };
+  add(
+    "package/package.json",
+    tar::EntryType::Regular,
+    br#"{"name":"evil","version":"1.0.0"}"#,
+    None,
+  );
+  add(
+    "package/../../../escaped.txt",
+    tar::EntryType::Regular,
+    b"x",
+    None,
+  );
+  add("/abs.txt", tar::EntryType::Regular, b"y", None);
+  add(
+    "package/link",
+    tar::EntryType::Symlink,
+    b"",
+    Some("../../../../etc/passwd"),
+  );
+  add("package/dev", tar::EntryType::Char, b"", None);
+  let tgz = support::gzip(&raw.into_inner().unwrap());
+  let lockfile = format!(
+    "lockfileVersion: '9.0'\nimporters:\n  .:\n    dependencies:\n      evil:\n        specifier: '1'\n        version: 1.0.0\npackages:\n  evil@1.0.0:\n    resolution: {{integrity: {}}}\nsnapshots:\n  evil@1.0.0: {{}}\n",
+    support::integrity(&tgz)
+  );
+  registry.add("/evil/-/evil-1.0.0.tgz", tgz);
+  std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  let pkg = project.join("node_modules/.pnpm/evil@1.0.0/node_modules/evil");
+  assert!(
+    pkg.join("escaped.txt").is_file(),
+    "`..` is resolved inside the package"
+  );
+  assert!(
+    !pkg.join("link").exists() && !pkg.join("dev").exists(),
+    "links and devices are dropped"
+  );
+  assert!(!tmp.path().join("escaped.txt").exists() && !project.join("escaped.txt").exists());
+  assert!(!project.join("node_modules/.pnpm/escaped.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_never_touches_the_network() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(
+    project.join("pnpm-lock.yaml"),
+    publish(&registry, &graph(), &[("a", "1.0.0")]),
+  )
+  .unwrap();
+  let mut o = options(&registry, &store);
+  o.offline = true;
+  let err = run(&project, o.clone()).await.0.unwrap_err();
+  assert_eq!(code(&err), "ERR_PNPM_NO_OFFLINE_TARBALL");
+  assert!(registry.requests().is_empty());
+  assert!(!project.join("node_modules").exists());
+  // Filled once online, the store serves an offline install.
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  registry.clear_requests();
+  assert_eq!(run(&project, o).await.0.unwrap().reused, 4);
+  assert!(registry.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_packages_for_other_platforms_are_skipped() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let mut native = Pkg::new("native", "1.0.0");
+  native.optional = true;
+  native.os = Some("aix");
+  let lockfile = publish(
+    &registry,
+    &[Pkg::new("host", "1.0.0"), native],
+    &[("host", "1.0.0")],
+  )
+  .replace(
+    "  'host@1.0.0': {}",
+    "  'host@1.0.0':\n    optionalDependencies:\n      native: 1.0.0",
+  );
+  std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
+  let (result, events) = run(&project, options(&registry, &store)).await;
+  let summary = result.unwrap();
+  assert_eq!(summary.skipped, vec!["native@1.0.0".to_string()]);
+  assert_eq!(summary.added, 1);
+  assert!(events
+    .iter()
+    .any(|e| matches!(e, Event::SkippedOptional { name, .. } if name == "native")));
+  assert!(!project.join("node_modules/.pnpm/native@1.0.0").exists());
+  assert!(!project
+    .join("node_modules/.pnpm/host@1.0.0/node_modules/native")
+    .exists());
+  assert!(!registry.requests().iter().any(|r| r.contains("native")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lockfiles_fail_before_anything_is_written() {
+  let tmp = tempfile::tempdir().unwrap();
+  let registry = Registry::start().await;
+  let store = tmp.path().join("store");
+  let cases = [
+    ("lockfileVersion: '6.0'\n", "ERR_PNPM_LOCKFILE_BREAKING_CHANGE"),
+    ("lockfileVersion: '9.0'\nimporters: {.: [\n", "ERR_PNPM_BROKEN_LOCKFILE"),
+    (
+      "lockfileVersion: '9.0'\nimporters:\n  .:\n    dependencies:\n      x:\n        specifier: '1'\n        version: 1.0.0\n",
+      "ERR_PNPM_LOCKFILE_MISSING_DEPENDENCY",
+    ),
+    (
+      "lockfileVersion: '9.0'\nimporters:\n  .:\n    dependencies:\n      '../../etc':\n        specifier: '1'\n        version: x@1.0.0\npackages:\n  x@1.0.0:\n    resolution: {integrity: sha512-AAAA}\nsnapshots:\n  x@1.0.0: {}\n",
+      "ERR_PNPM_INVALID_DEPENDENCY_NAME",
+    ),
+  ];
+  for (i, (text, expected)) in cases.iter().enumerate() {
+    let project = tmp.path().join(format!("p{i}"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("pnpm-lock.yaml"), text).unwrap();
+    let err = run(&project, options(&registry, &store)).await.0.unwrap_err();
+    assert_eq!(&code(&err), expected, "{text}");
+    assert!(!project.join("node_modules").exists());
+  }
+  let err = run(&tmp.path().join("nowhere"), options(&registry, &store))
+    .await
+    .0
+    .unwrap_err();
+  assert_eq!(code(&err), "ERR_PNPM_NO_LOCKFILE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_install_stops_with_abort() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(
+    project.join("pnpm-lock.yaml"),
+    publish(&registry, &graph(), &[("a", "1.0.0")]),
+  )
+  .unwrap();
+  let cancel = CancellationToken::new();
+  cancel.cancel();
+  let result = install(
+    LockfileSource::Path(project.clone()),
+    options(&registry, &store),
+    Arc::new(pacquet_install::NoopReporter),
+    cancel,
+  )
+  .await;
+  assert_eq!(code(&result.unwrap_err()), "ABORT_ERR");
+  assert!(registry.requests().is_empty());
+}
