@@ -5,6 +5,7 @@
 //!
 //! [`CancellationToken`]: tokio_util::sync::CancellationToken
 
+mod bins;
 mod config;
 mod error;
 mod events;

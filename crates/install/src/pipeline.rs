@@ -20,6 +20,7 @@ use pacquet_store::{
 use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
 
+use crate::bins;
 use crate::config::read_npm_config;
 use crate::error::InstallError;
 use crate::events::{Event, Reporter};
@@ -28,6 +29,14 @@ use crate::plan::{normalize, plan, PlanInput, SkippedPlan, SlotPlan, Source};
 
 /// A package's files: in-package path, blob (or source file), mode.
 type StoreFiles = Vec<(String, PathBuf, u32)>;
+
+/// What the store (or a local directory) holds for a package, ready to import.
+struct StoredPackage {
+  files: StoreFiles,
+  requires_build: bool,
+  /// The row's manifest subset (for `bin`).
+  manifest: Option<serde_json::Value>,
+}
 
 /// What an install did.
 #[derive(Debug, Clone, Default)]
@@ -124,7 +133,7 @@ pub async fn install(
   timings.store_lookup_ms = ms(lookup_started.elapsed());
 
   let mut skipped: Vec<SkippedPlan> = plan.skipped.clone();
-  let mut work: Vec<(SlotPlan, Option<StoreFiles>)> = Vec::with_capacity(plan.slots.len());
+  let mut work: Vec<(SlotPlan, Option<StoredPackage>)> = Vec::with_capacity(plan.slots.len());
   for (slot, files) in plan.slots.into_iter().zip(found) {
     let needs_network = files.is_none() && matches!(slot.source, Source::Remote { .. });
     if prepared.offline && needs_network {
@@ -366,7 +375,7 @@ fn lookup(
   slots: &[SlotPlan],
   verify: bool,
   strict: bool,
-) -> Result<Vec<Option<StoreFiles>>, InstallError> {
+) -> Result<Vec<Option<StoredPackage>>, InstallError> {
   let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
   let rows = if keys.is_empty() {
     Default::default()
@@ -390,7 +399,11 @@ fn lookup(
         return Ok(None);
       };
       check_content(slot, &row, strict)?;
-      Ok(verifier.files(&row))
+      Ok(verifier.files(&row).map(|files| StoredPackage {
+        files,
+        requires_build: row.requires_build.unwrap_or(false),
+        manifest: row.manifest,
+      }))
     })
     .collect()
 }
@@ -419,7 +432,7 @@ fn check_content(slot: &SlotPlan, row: &PackageFilesIndex, strict: bool) -> Resu
 
 async fn run_slots(
   ctx: &Arc<Ctx>,
-  work: Vec<(SlotPlan, Option<StoreFiles>)>,
+  work: Vec<(SlotPlan, Option<StoredPackage>)>,
   fetcher_options: &FetcherOptions,
   skipped: &mut Vec<SkippedPlan>,
 ) -> Result<Vec<SlotPlan>, InstallError> {
@@ -591,7 +604,16 @@ async fn fetch_and_import(
       let dir = path.clone();
       return on_rayon(move || {
         let files = list_directory(&slot2, &dir)?;
-        import_slot(&ctx2, &slot2, &files)?;
+        let manifest = std::fs::read(dir.join("package.json"))
+          .ok()
+          .and_then(|b| serde_json::from_slice(&b).ok())
+          .and_then(|v| manifest::bundled_manifest(&v));
+        let package = StoredPackage {
+          files,
+          requires_build: false,
+          manifest,
+        };
+        import_slot(&ctx2, &slot2, &package)?;
         report_imported(&ctx2, &slot2);
         Ok(())
       })
@@ -623,7 +645,7 @@ async fn fetch_and_import(
       files: extracted.files,
       side_effects: None,
     };
-    let files: Vec<(String, PathBuf, u32)> = row
+    let files: StoreFiles = row
       .files
       .iter()
       .map(|(path, info)| {
@@ -647,7 +669,12 @@ async fn fetch_and_import(
     if ctx2.cancel.is_cancelled() {
       return Err(InstallError::Aborted);
     }
-    import_slot(&ctx2, &slot2, &files)?;
+    let package = StoredPackage {
+      files,
+      requires_build,
+      manifest: row.manifest,
+    };
+    import_slot(&ctx2, &slot2, &package)?;
     report_imported(&ctx2, &slot2);
     Ok(())
   })
@@ -702,8 +729,9 @@ fn list_directory(slot: &SlotPlan, dir: &Path) -> Result<Vec<(String, PathBuf, u
 }
 
 /// Imports the files and makes the dependency links of one slot, both at once.
-fn import_slot(ctx: &Ctx, slot: &SlotPlan, files: &[(String, PathBuf, u32)]) -> Result<(), InstallError> {
-  let package_files: Vec<PackageFile<'_>> = files
+fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<(), InstallError> {
+  let package_files: Vec<PackageFile<'_>> = package
+    .files
     .iter()
     .map(|(path, blob, mode)| PackageFile {
       path,
@@ -713,7 +741,15 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, files: &[(String, PathBuf, u32)]) -> 
     .collect();
   let modules = slot.slot_dir.join("node_modules");
   let (imported, linked) = rayon::join(
-    || ctx.importer.import_package(&slot.pkg_dir, &package_files),
+    || {
+      let n = ctx
+        .importer
+        .import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
+      if let Some(manifest) = &package.manifest {
+        bins::make_executable(&slot.pkg_dir, manifest, &package.files);
+      }
+      Ok::<_, pacquet_link::LinkError>(n)
+    },
     || -> Result<(), InstallError> {
       for (alias, target) in &slot.links {
         symlink_dir(target, &modules.join(alias))?;

@@ -448,3 +448,31 @@ async fn a_cancelled_install_stops_with_abort() {
   assert_eq!(code(&result.unwrap_err()), "ABORT_ERR");
   assert!(registry.requests().is_empty());
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_get_copies_and_bins_get_their_exec_bit() {
+  use std::os::unix::fs::{MetadataExt, PermissionsExt};
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let mut built = Pkg::new("built", "1.0.0");
+  built.files[0].1 = br#"{"name":"built","version":"1.0.0","scripts":{"postinstall":"node x.js"}}"#.to_vec();
+  let mut tool = Pkg::new("tool", "1.0.0");
+  tool.files[0].1 = br#"{"name":"tool","version":"1.0.0","bin":{"tool":"./cli.js"}}"#.to_vec();
+  let tool = tool.file("cli.js", b"#!/usr/bin/env node\n", 0o644);
+  let lockfile = publish(&registry, &[built, tool], &[("built", "1.0.0"), ("tool", "1.0.0")]);
+  std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  let vsd = project.join("node_modules/.pnpm");
+  // A package with an install script is copied: its build must not write into the store.
+  assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
+  assert!(std::fs::metadata(vsd.join("tool@1.0.0/node_modules/tool/index.js")).unwrap().nlink() > 1);
+  let cli = std::fs::metadata(vsd.join("tool@1.0.0/node_modules/tool/cli.js")).unwrap();
+  assert_eq!(cli.permissions().mode() & 0o777, 0o755);
+  // Same from a warm store.
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
+}

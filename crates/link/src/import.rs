@@ -90,7 +90,15 @@ impl Importer {
   /// Places `files` under `dest`. `package.json` goes last: its presence marks a complete
   /// import, so an interrupted one is redone rather than trusted. Returns the number of
   /// files placed (0 when the directory was already complete).
-  pub fn import_package(&self, dest: &Path, files: &[PackageFile<'_>]) -> Result<usize, LinkError> {
+  ///
+  /// With `copy`, files are copied whatever the method: a package that will be built must
+  /// never write through a hardlink into the store (pnpm does the same).
+  pub fn import_package(
+    &self,
+    dest: &Path,
+    files: &[PackageFile<'_>],
+    copy: bool,
+  ) -> Result<usize, LinkError> {
     let marker = files
       .iter()
       .position(|f| f.path == "package.json")
@@ -115,13 +123,26 @@ impl Importer {
         }
       }
     }
+    let place = |f: &PackageFile<'_>| {
+      let to = dest.join(f.path);
+      if copy {
+        place_with(COPY, f, &to).map_err(|source| LinkError::Import {
+          from: f.blob.to_path_buf(),
+          to: to.clone(),
+          method: "copy",
+          source,
+        })
+      } else {
+        self.place(f, &to)
+      }
+    };
     for (i, f) in files.iter().enumerate() {
       if i != marker {
-        self.place(f, &dest.join(f.path))?;
+        place(f)?;
       }
     }
     if let Some(f) = files.get(marker) {
-      self.place(f, &dest.join(f.path))?;
+      place(f)?;
     }
     Ok(files.len())
   }
@@ -239,7 +260,7 @@ mod tests {
           executable: true,
         },
       ];
-      assert_eq!(importer.import_package(&dest, &files).unwrap(), 2);
+      assert_eq!(importer.import_package(&dest, &files, false).unwrap(), 2);
       assert_eq!(std::fs::read(dest.join("bin/cli")).unwrap(), b"#!/bin/sh\n");
       #[cfg(unix)]
       {
@@ -259,7 +280,7 @@ mod tests {
       }
       assert!(importer.method_used().is_some());
       // Complete already: nothing to do.
-      assert_eq!(importer.import_package(&dest, &files).unwrap(), 0);
+      assert_eq!(importer.import_package(&dest, &files, false).unwrap(), 0);
     }
   }
 }
