@@ -69,6 +69,12 @@ export interface LinkOptions {
   verifyStoreIntegrity?: boolean
   /** Fail when a store row's manifest names another package than its key. Default true. */
   strictStorePkgContentCheck?: boolean
+  /** Packages to hoist into `<virtualStoreDir>/node_modules` (pnpm's `hoistPattern`). Default `['*']`. */
+  hoistPattern?: Array<string>
+  /** Packages to hoist into the root `node_modules` (pnpm's `publicHoistPattern`). Default `[]`. */
+  publicHoistPattern?: Array<string>
+  /** pnpm's `shamefullyHoist`: `publicHoistPattern: ['*']` unless that is given. */
+  shamefullyHoist?: boolean
   /**
    * Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
    * `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,

@@ -37,12 +37,7 @@ pub fn link_virtual_store<'env>(
   let source = match lockfile.get_type()? {
     ValueType::String => LockfileSource::Path(lockfile.coerce_to_string()?.into_utf8()?.as_str()?.into()),
     ValueType::Object => LockfileSource::Value(env.from_js_value(lockfile)?),
-    _ => {
-      return Err(Error::new(
-        Status::InvalidArg,
-        "lockfile must be a path or a lockfile object",
-      ))
-    }
+    _ => return Err(Error::new(Status::InvalidArg, "lockfile must be a path or a lockfile object")),
   };
   let (install_options, on_progress, signal) = match options {
     Some(o) => o.into_parts()?,
@@ -92,11 +87,7 @@ pub fn link_virtual_store<'env>(
 /// Builds `Error { message, code, hint }` on the JS thread.
 fn js_error(env: &Env, e: &InstallError) -> Error {
   let code = e.error_code();
-  let message = if e.is_aborted() {
-    "The operation was aborted".to_string()
-  } else {
-    e.to_string()
-  };
+  let message = if e.is_aborted() { "The operation was aborted".to_string() } else { e.to_string() };
   let mut obj = match env.create_error(Error::new(Status::GenericFailure, message.clone())) {
     Ok(obj) => obj,
     Err(err) => return err,

@@ -71,6 +71,12 @@ pub struct LinkOptions<'env> {
   pub verify_store_integrity: Option<bool>,
   /// Fail when a store row's manifest names another package than its key. Default true.
   pub strict_store_pkg_content_check: Option<bool>,
+  /// Packages to hoist into `<virtualStoreDir>/node_modules` (pnpm's `hoistPattern`). Default `['*']`.
+  pub hoist_pattern: Option<Vec<String>>,
+  /// Packages to hoist into the root `node_modules` (pnpm's `publicHoistPattern`). Default `[]`.
+  pub public_hoist_pattern: Option<Vec<String>>,
+  /// pnpm's `shamefullyHoist`: `publicHoistPattern: ['*']` unless that is given.
+  pub shamefully_hoist: Option<bool>,
   /// Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
   /// `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,
   /// `pnpm:skipped-optional-dependency`, `pnpm:package-import-method`, `pnpm:global`).
@@ -94,11 +100,7 @@ pub struct LogEvent {
   pub level: String,
 }
 
-type Parts<'env> = (
-  InstallOptions,
-  Option<Function<'env, Unknown<'static>, ()>>,
-  Option<Object<'env>>,
-);
+type Parts<'env> = (InstallOptions, Option<Function<'env, Unknown<'static>, ()>>, Option<Object<'env>>);
 
 impl<'env> LinkOptions<'env> {
   pub fn into_parts(self) -> Result<Parts<'env>> {
@@ -132,6 +134,9 @@ impl<'env> LinkOptions<'env> {
       verify_store_integrity: self.verify_store_integrity,
       strict_store_pkg_content_check: self.strict_store_pkg_content_check,
       user_agent: None,
+      hoist_pattern: self.hoist_pattern,
+      public_hoist_pattern: self.public_hoist_pattern,
+      shamefully_hoist: self.shamefully_hoist,
     };
     Ok((options, self.on_progress, self.signal))
   }
@@ -216,10 +221,7 @@ impl AbortHook {
     // `onabort` does not fire for a signal that is already aborted.
     if signal.get_named_property::<bool>("aborted").unwrap_or(false) {
       cancel.cancel();
-      return Ok(AbortHook {
-        signal: signal_ref,
-        listener: None,
-      });
+      return Ok(AbortHook { signal: signal_ref, listener: None });
     }
     let listener = env.create_function_from_closure::<(), (), _>("pacquetAbort", move |_| {
       cancel.cancel();
@@ -228,10 +230,7 @@ impl AbortHook {
     // addEventListener, not `onabort`: the caller's own `onabort` must keep working.
     let add: ListenerFn = signal.get_named_property("addEventListener")?;
     add.apply(signal, ("abort", listener).into())?;
-    Ok(AbortHook {
-      signal: signal_ref,
-      listener: Some(listener.create_ref()?),
-    })
+    Ok(AbortHook { signal: signal_ref, listener: Some(listener.create_ref()?) })
   }
 
   pub fn detach(self, env: &Env) {

@@ -35,14 +35,8 @@ impl JsReporter {
       }
       Ok(())
     })?;
-    let tsfn = dispatcher
-      .build_threadsafe_function::<Batch>()
-      .callee_handled::<false>()
-      .build()?;
-    Ok(JsReporter {
-      tsfn,
-      pending: Mutex::new((Vec::new(), Instant::now())),
-    })
+    let tsfn = dispatcher.build_threadsafe_function::<Batch>().callee_handled::<false>().build()?;
+    Ok(JsReporter { tsfn, pending: Mutex::new((Vec::new(), Instant::now())) })
   }
 
   /// Sends what is pending. Under the lock, so batches leave in the order they filled.
@@ -50,9 +44,7 @@ impl JsReporter {
     if let Ok(mut p) = self.pending.lock() {
       p.1 = Instant::now();
       if !p.0.is_empty() {
-        self
-          .tsfn
-          .call(std::mem::take(&mut p.0), ThreadsafeFunctionCallMode::NonBlocking);
+        self.tsfn.call(std::mem::take(&mut p.0), ThreadsafeFunctionCallMode::NonBlocking);
       }
     }
   }
@@ -87,9 +79,7 @@ impl Reporter for JsReporter {
       p.0.push(json);
       if p.0.len() >= MAX_BATCH || p.1.elapsed() >= MAX_DELAY {
         p.1 = Instant::now();
-        self
-          .tsfn
-          .call(std::mem::take(&mut p.0), ThreadsafeFunctionCallMode::NonBlocking);
+        self.tsfn.call(std::mem::take(&mut p.0), ThreadsafeFunctionCallMode::NonBlocking);
       }
     }
   }

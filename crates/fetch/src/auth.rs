@@ -8,10 +8,8 @@ pub struct AuthHeaders {
 
 impl AuthHeaders {
   pub fn new(entries: impl IntoIterator<Item = (String, String)>) -> Self {
-    let mut by_uri: Vec<(String, String)> = entries
-      .into_iter()
-      .map(|(uri, header)| (nerf_dart(&uri).unwrap_or(uri), header))
-      .collect();
+    let mut by_uri: Vec<(String, String)> =
+      entries.into_iter().map(|(uri, header)| (nerf_dart(&uri).unwrap_or(uri), header)).collect();
     // Longest (most specific) first.
     by_uri.sort_by_key(|(uri, _)| std::cmp::Reverse(uri.len()));
     AuthHeaders { by_uri }
@@ -23,11 +21,7 @@ impl AuthHeaders {
       return None;
     }
     let dart = nerf_dart(url)?;
-    self
-      .by_uri
-      .iter()
-      .find(|(uri, _)| dart.starts_with(uri.as_str()))
-      .map(|(_, h)| h.as_str())
+    self.by_uri.iter().find(|(uri, _)| dart.starts_with(uri.as_str())).map(|(_, h)| h.as_str())
   }
 }
 
@@ -63,18 +57,9 @@ mod tests {
       ("//127.0.0.1:4873/private/".to_string(), "Bearer b".to_string()),
       ("https://example.invalid/".to_string(), "Bearer c".to_string()),
     ]);
-    assert_eq!(
-      auth.for_url("http://127.0.0.1:4873/foo/-/foo-1.0.0.tgz"),
-      Some("Bearer a")
-    );
-    assert_eq!(
-      auth.for_url("http://127.0.0.1:4873/private/@s/x/-/x-1.tgz"),
-      Some("Bearer b")
-    );
-    assert_eq!(
-      auth.for_url("https://example.invalid:443/x/-/x-1.tgz"),
-      Some("Bearer c")
-    );
+    assert_eq!(auth.for_url("http://127.0.0.1:4873/foo/-/foo-1.0.0.tgz"), Some("Bearer a"));
+    assert_eq!(auth.for_url("http://127.0.0.1:4873/private/@s/x/-/x-1.tgz"), Some("Bearer b"));
+    assert_eq!(auth.for_url("https://example.invalid:443/x/-/x-1.tgz"), Some("Bearer c"));
     assert_eq!(auth.for_url("http://127.0.0.1:9999/foo/-/foo-1.0.0.tgz"), None);
   }
 }

@@ -75,11 +75,7 @@ pub struct Fetcher {
 
 enum Attempt {
   Final(FetchError),
-  Retry {
-    message: String,
-    status: Option<u16>,
-    code: Option<String>,
-  },
+  Retry { message: String, status: Option<u16>, code: Option<String> },
 }
 
 impl Fetcher {
@@ -90,17 +86,9 @@ impl Fetcher {
       .read_timeout(options.fetch_timeout)
       .pool_max_idle_per_host(options.network_concurrency.max(1))
       .build()
-      .map_err(|e| FetchError::Network {
-        url: String::new(),
-        attempts: 0,
-        message: e.to_string(),
-      })?;
+      .map_err(|e| FetchError::Network { url: String::new(), attempts: 0, message: e.to_string() })?;
     let permits = Arc::new(Semaphore::new(options.network_concurrency.max(1)));
-    Ok(Fetcher {
-      client,
-      permits,
-      options,
-    })
+    Ok(Fetcher { client, permits, options })
   }
 
   /// Downloads `url` whole, retrying as pnpm does, and checks it against `integrity`.
@@ -135,21 +123,13 @@ impl Fetcher {
           return Ok(bytes);
         }
         Err(Attempt::Final(e)) => return Err(e),
-        Err(Attempt::Retry {
-          message,
-          status,
-          code,
-        }) => (message, status, code),
+        Err(Attempt::Retry { message, status, code }) => (message, status, code),
       };
       if attempt > max_retries {
         if let Some(status) = status {
           return Err(http_error(url, status));
         }
-        return Err(FetchError::Network {
-          url: url.to_string(),
-          attempts: attempt,
-          message,
-        });
+        return Err(FetchError::Network { url: url.to_string(), attempts: attempt, message });
       }
       let delay = self.options.retry.delay(attempt);
       events.retry(RetryInfo {
@@ -175,30 +155,19 @@ impl Fetcher {
     attempt: u32,
     events: &dyn FetchEvents,
   ) -> Result<Vec<u8>, Attempt> {
-    let _permit = self
-      .permits
-      .acquire()
-      .await
-      .map_err(|e| Attempt::Final(network(url, e.to_string())))?;
+    let _permit = self.permits.acquire().await.map_err(|e| Attempt::Final(network(url, e.to_string())))?;
     let mut request = self.client.get(url);
     if let Some(header) = self.options.auth.for_url(url) {
       request = request.header(reqwest::header::AUTHORIZATION, header);
     }
-    let retry = |e: reqwest::Error| Attempt::Retry {
-      message: e.to_string(),
-      status: None,
-      code: Some(error_code(&e)),
-    };
+    let retry =
+      |e: reqwest::Error| Attempt::Retry { message: e.to_string(), status: None, code: Some(error_code(&e)) };
     let mut response = request.send().await.map_err(retry)?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
       // 408 and 429 are the registry asking us to come back later; other 4xx are final.
       return Err(if status >= 500 || status == 408 || status == 429 {
-        Attempt::Retry {
-          message: format!("{} {}", status, reason(status)),
-          status: Some(status),
-          code: None,
-        }
+        Attempt::Retry { message: format!("{} {}", status, reason(status)), status: Some(status), code: None }
       } else {
         Attempt::Final(http_error(url, status))
       });
@@ -223,11 +192,7 @@ impl Fetcher {
 }
 
 fn network(url: &str, message: String) -> FetchError {
-  FetchError::Network {
-    url: url.to_string(),
-    attempts: 1,
-    message,
-  }
+  FetchError::Network { url: url.to_string(), attempts: 1, message }
 }
 
 fn error_code(e: &reqwest::Error) -> String {
@@ -241,10 +206,7 @@ fn error_code(e: &reqwest::Error) -> String {
 }
 
 fn reason(status: u16) -> &'static str {
-  reqwest::StatusCode::from_u16(status)
-    .ok()
-    .and_then(|s| s.canonical_reason())
-    .unwrap_or("Error")
+  reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
 fn http_error(url: &str, status: u16) -> FetchError {

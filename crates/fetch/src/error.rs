@@ -2,34 +2,21 @@
 pub enum FetchError {
   #[error("GET {url}: {reason} - {status}")]
   #[diagnostic(code(ERR_PNPM_FETCH), help("{hint}"))]
-  HttpStatus {
-    url: String,
-    status: u16,
-    reason: String,
-    hint: String,
-  },
+  HttpStatus { url: String, status: u16, reason: String, hint: String },
 
   #[error("GET {url} failed after {attempts} attempt(s): {message}")]
   #[diagnostic(
     code(ERR_PNPM_TARBALL_FETCH_FAILED),
     help("Check the network and the registry; `fetchRetries` and `fetchTimeout` control retries.")
   )]
-  Network {
-    url: String,
-    attempts: u32,
-    message: String,
-  },
+  Network { url: String, attempts: u32, message: String },
 
   #[error("Got unexpected checksum for \"{url}\". Wanted \"{expected}\". Got \"{actual}\".")]
   #[diagnostic(
     code(ERR_PNPM_TARBALL_INTEGRITY),
     help("The tarball does not match the integrity in the lockfile. The package may have been republished, or the registry served something else. Check the lockfile entry, or regenerate it.")
   )]
-  Integrity {
-    url: String,
-    expected: String,
-    actual: String,
-  },
+  Integrity { url: String, expected: String, actual: String },
 
   #[error("Invalid integrity \"{integrity}\" for {package}")]
   #[diagnostic(
@@ -39,10 +26,7 @@ pub enum FetchError {
   InvalidIntegrity { integrity: String, package: String },
 
   #[error("Cannot unpack the tarball of {package}: {message}")]
-  #[diagnostic(
-    code(ERR_PNPM_TARBALL_EXTRACT),
-    help("The tarball is corrupt or not a package tarball.")
-  )]
+  #[diagnostic(code(ERR_PNPM_TARBALL_EXTRACT), help("The tarball is corrupt or not a package tarball."))]
   Extract { package: String, message: String },
 
   #[error("The tarball of {package} unpacks to more than {limit} bytes")]
@@ -66,9 +50,9 @@ impl FetchError {
   pub fn error_code(&self) -> String {
     match self {
       FetchError::HttpStatus { status, .. } => format!("ERR_PNPM_FETCH_{status}"),
-      other => miette::Diagnostic::code(other)
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "ERR_PNPM_FETCH".into()),
+      other => {
+        miette::Diagnostic::code(other).map(|c| c.to_string()).unwrap_or_else(|| "ERR_PNPM_FETCH".into())
+      }
     }
   }
 }

@@ -17,9 +17,7 @@ pub struct ExtractLimits {
 impl Default for ExtractLimits {
   fn default() -> Self {
     // Far above any real package (the largest on the registry unpack to a few hundred MiB).
-    ExtractLimits {
-      max_unpacked_bytes: 4 << 30,
-    }
+    ExtractLimits { max_unpacked_bytes: 4 << 30 }
   }
 }
 
@@ -43,10 +41,7 @@ pub fn extract_tarball(
   writer: &BlobWriter,
   limits: ExtractLimits,
 ) -> Result<ExtractedPackage, FetchError> {
-  let bad = |message: String| FetchError::Extract {
-    package: package.to_string(),
-    message,
-  };
+  let bad = |message: String| FetchError::Extract { package: package.to_string(), message };
   let reader: Box<dyn Read + '_> = if bytes.starts_with(&[0x1f, 0x8b]) {
     Box::new(flate2::bufread::GzDecoder::new(bytes))
   } else {
@@ -71,40 +66,22 @@ pub fn extract_tarball(
     let size = entry.header().entry_size().map_err(|e| bad(e.to_string()))?;
     unpacked = unpacked.saturating_add(size);
     if unpacked > limits.max_unpacked_bytes {
-      return Err(FetchError::TooLarge {
-        package: package.to_string(),
-        limit: limits.max_unpacked_bytes,
-      });
+      return Err(FetchError::TooLarge { package: package.to_string(), limit: limits.max_unpacked_bytes });
     }
     buf.clear();
     // The declared size only bounds the read; a short entry is a corrupt tarball.
     buf.reserve(size.min(64 << 20) as usize);
     entry.read_to_end(&mut buf).map_err(|e| bad(e.to_string()))?;
     let digest = sha512_hex(&buf);
-    let info = FileInfo {
-      digest,
-      mode,
-      size: buf.len() as u64,
-      checked_at: None,
-    };
+    let info = FileInfo { digest, mode, size: buf.len() as u64, checked_at: None };
     writer.write(&info.digest, &buf, info.is_executable())?;
     if path == "package.json" {
       let text = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf);
       package_json = serde_json::from_slice(text).ok();
     }
-    files.insert(
-      path,
-      FileInfo {
-        checked_at: Some(pacquet_store::now_ms()),
-        ..info
-      },
-    );
+    files.insert(path, FileInfo { checked_at: Some(pacquet_store::now_ms()), ..info });
   }
-  Ok(ExtractedPackage {
-    files,
-    package_json,
-    unpacked_bytes: unpacked,
-  })
+  Ok(ExtractedPackage { files, package_json, unpacked_bytes: unpacked })
 }
 
 /// Drops the first segment and resolves the rest inside the package; `None` for the root.
@@ -131,10 +108,7 @@ mod tests {
   #[test]
   fn paths_stay_inside_the_package() {
     assert_eq!(normalize("package/lib/a.js").as_deref(), Some("lib/a.js"));
-    assert_eq!(
-      normalize("pkg/../../../etc/passwd").as_deref(),
-      Some("etc/passwd")
-    );
+    assert_eq!(normalize("pkg/../../../etc/passwd").as_deref(), Some("etc/passwd"));
     assert_eq!(normalize("/package//a/./b").as_deref(), Some("a/b"));
     assert_eq!(normalize("package\\..\\x").as_deref(), Some("x"));
     assert_eq!(normalize("package/"), None);

@@ -49,11 +49,7 @@ impl Integrity {
     if actual == self.digest {
       Ok(())
     } else {
-      Err(format!(
-        "{}-{}",
-        self.algo_name(),
-        base64::engine::general_purpose::STANDARD.encode(actual)
-      ))
+      Err(format!("{}-{}", self.algo_name(), base64::engine::general_purpose::STANDARD.encode(actual)))
     }
   }
 
@@ -82,21 +78,12 @@ mod tests {
 
   #[test]
   fn checks_sha512_and_sha1() {
-    let sha512 = format!(
-      "sha512-{}",
-      base64::engine::general_purpose::STANDARD.encode(Sha512::digest(b"abc"))
-    );
-    let sha1 = format!(
-      "sha1-{}",
-      base64::engine::general_purpose::STANDARD.encode(Sha1::digest(b"abc"))
-    );
+    let sha512 =
+      format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(b"abc")));
+    let sha1 = format!("sha1-{}", base64::engine::general_purpose::STANDARD.encode(Sha1::digest(b"abc")));
     assert!(Integrity::parse(&sha512).unwrap().check(b"abc").is_ok());
     assert!(Integrity::parse(&sha1).unwrap().check(b"abc").is_ok());
-    assert!(Integrity::parse(&sha512)
-      .unwrap()
-      .check(b"abd")
-      .unwrap_err()
-      .starts_with("sha512-"));
+    assert!(Integrity::parse(&sha512).unwrap().check(b"abd").unwrap_err().starts_with("sha512-"));
     // The strongest algorithm wins when several are listed.
     let both = format!("{sha1} sha512-AAAA");
     assert!(Integrity::parse(&both).unwrap().check(b"abc").is_err());

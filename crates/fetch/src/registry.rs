@@ -21,10 +21,7 @@ impl Registries {
   pub fn new(default: &str, scoped: impl IntoIterator<Item = (String, String)>) -> Self {
     Registries {
       default: with_slash(default),
-      scoped: scoped
-        .into_iter()
-        .map(|(scope, url)| (scope, with_slash(&url)))
-        .collect(),
+      scoped: scoped.into_iter().map(|(scope, url)| (scope, with_slash(&url))).collect(),
     }
   }
 
@@ -56,21 +53,10 @@ mod tests {
 
   #[test]
   fn tarball_urls_follow_pnpm() {
-    let r = Registries::new(
-      "http://127.0.0.1:4873",
-      [("@s".to_string(), "http://127.0.0.1:5000/sub".to_string())],
-    );
-    assert_eq!(
-      r.tarball_url("foo", "1.0.0"),
-      "http://127.0.0.1:4873/foo/-/foo-1.0.0.tgz"
-    );
-    assert_eq!(
-      r.tarball_url("@s/foo", "1.0.0"),
-      "http://127.0.0.1:5000/sub/@s/foo/-/foo-1.0.0.tgz"
-    );
-    assert_eq!(
-      r.tarball_url("@t/bar", "2.0.0"),
-      "http://127.0.0.1:4873/@t/bar/-/bar-2.0.0.tgz"
-    );
+    let r =
+      Registries::new("http://127.0.0.1:4873", [("@s".to_string(), "http://127.0.0.1:5000/sub".to_string())]);
+    assert_eq!(r.tarball_url("foo", "1.0.0"), "http://127.0.0.1:4873/foo/-/foo-1.0.0.tgz");
+    assert_eq!(r.tarball_url("@s/foo", "1.0.0"), "http://127.0.0.1:5000/sub/@s/foo/-/foo-1.0.0.tgz");
+    assert_eq!(r.tarball_url("@t/bar", "2.0.0"), "http://127.0.0.1:4873/@t/bar/-/bar-2.0.0.tgz");
   }
 }

@@ -13,18 +13,9 @@ pub fn targets(manifest: &Value, files: &[(String, PathBuf, u32)]) -> Vec<String
     Some(Value::String(path)) => out.extend(clean(path)),
     Some(Value::Object(map)) => out.extend(map.values().filter_map(Value::as_str).filter_map(clean)),
     _ => {
-      if let Some(dir) = manifest
-        .pointer("/directories/bin")
-        .and_then(Value::as_str)
-        .and_then(clean)
-      {
+      if let Some(dir) = manifest.pointer("/directories/bin").and_then(Value::as_str).and_then(clean) {
         let prefix = format!("{dir}/");
-        out.extend(
-          files
-            .iter()
-            .filter(|(p, _, _)| p.starts_with(&prefix))
-            .map(|(p, _, _)| p.clone()),
-        );
+        out.extend(files.iter().filter(|(p, _, _)| p.starts_with(&prefix)).map(|(p, _, _)| p.clone()));
       }
     }
   }
@@ -68,19 +59,11 @@ mod tests {
 
   #[test]
   fn reads_bin_forms_and_stays_inside() {
-    let files = vec![
-      ("bin/a".to_string(), PathBuf::new(), 0o644),
-      ("lib/x.js".to_string(), PathBuf::new(), 0o644),
-    ];
+    let files =
+      vec![("bin/a".to_string(), PathBuf::new(), 0o644), ("lib/x.js".to_string(), PathBuf::new(), 0o644)];
     assert_eq!(targets(&json!({"bin": "./cli.js"}), &files), ["cli.js"]);
-    assert_eq!(
-      targets(&json!({"bin": {"a": "bin/a", "evil": "../../x"}}), &files),
-      ["bin/a"]
-    );
-    assert_eq!(
-      targets(&json!({"directories": {"bin": "./bin"}}), &files),
-      ["bin/a"]
-    );
+    assert_eq!(targets(&json!({"bin": {"a": "bin/a", "evil": "../../x"}}), &files), ["bin/a"]);
+    assert_eq!(targets(&json!({"directories": {"bin": "./bin"}}), &files), ["bin/a"]);
     assert!(targets(&json!({"bin": "/etc/passwd"}), &files).is_empty());
   }
 }

@@ -15,9 +15,8 @@ pub struct NpmConfig {
 /// `npm_config_registry` override the default registry (npm's precedence).
 pub fn read_npm_config(dir: &Path) -> NpmConfig {
   let mut config = NpmConfig::default();
-  let home = std::env::var_os("HOME")
-    .or_else(|| std::env::var_os("USERPROFILE"))
-    .map(std::path::PathBuf::from);
+  let home =
+    std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(std::path::PathBuf::from);
   let user_rc = std::env::var_os("npm_config_userconfig")
     .or_else(|| std::env::var_os("NPM_CONFIG_USERCONFIG"))
     .map(std::path::PathBuf::from)
@@ -64,16 +63,8 @@ fn apply(config: &mut NpmConfig, text: &str, overwrite: bool) {
       global_token = Some(value);
     } else if let Some((uri, field)) = key.starts_with("//").then(|| key.rsplit_once(':')).flatten() {
       match field {
-        "_authToken" => set(
-          &mut config.auth_header_by_uri,
-          uri.to_string(),
-          format!("Bearer {value}"),
-        ),
-        "_auth" => set(
-          &mut config.auth_header_by_uri,
-          uri.to_string(),
-          format!("Basic {value}"),
-        ),
+        "_authToken" => set(&mut config.auth_header_by_uri, uri.to_string(), format!("Bearer {value}")),
+        "_auth" => set(&mut config.auth_header_by_uri, uri.to_string(), format!("Basic {value}")),
         "username" => basic.entry(uri.to_string()).or_default().0 = Some(value),
         "_password" => basic.entry(uri.to_string()).or_default().1 = Some(value),
         _ => {}
@@ -84,24 +75,16 @@ fn apply(config: &mut NpmConfig, text: &str, overwrite: bool) {
     if let (Some(user), Some(password)) = (user, password) {
       use base64::Engine;
       let engine = base64::engine::general_purpose::STANDARD;
-      let password = engine
-        .decode(&password)
-        .ok()
-        .and_then(|p| String::from_utf8(p).ok())
-        .unwrap_or(password);
+      let password =
+        engine.decode(&password).ok().and_then(|p| String::from_utf8(p).ok()).unwrap_or(password);
       let header = format!("Basic {}", engine.encode(format!("{user}:{password}")));
       config.auth_header_by_uri.entry(uri).or_insert(header);
     }
   }
   if let (Some(token), Some(registry)) = (global_token, config.registries.get("default")) {
-    let uri = registry
-      .split_once("//")
-      .map(|(_, rest)| format!("//{rest}"))
-      .unwrap_or_else(|| registry.clone());
-    config
-      .auth_header_by_uri
-      .entry(uri)
-      .or_insert(format!("Bearer {token}"));
+    let uri =
+      registry.split_once("//").map(|(_, rest)| format!("//{rest}")).unwrap_or_else(|| registry.clone());
+    config.auth_header_by_uri.entry(uri).or_insert(format!("Bearer {token}"));
   }
 }
 

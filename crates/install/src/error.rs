@@ -35,10 +35,7 @@ pub enum InstallError {
   NoStoreDir,
 
   #[error("Invalid option {name}: {message}")]
-  #[diagnostic(
-    code(ERR_PNPM_INVALID_OPTION),
-    help("See the option's documentation in index.d.ts.")
-  )]
+  #[diagnostic(code(ERR_PNPM_INVALID_OPTION), help("See the option's documentation in index.d.ts."))]
   InvalidOption { name: &'static str, message: String },
 
   #[error("Failed to resolve {package} from the store: the store has no copy and the install is offline")]
@@ -60,11 +57,7 @@ pub enum InstallError {
     code(ERR_PNPM_UNEXPECTED_PKG_CONTENT_IN_STORE),
     help("The store holds another package under this key. Run `pnpm store prune`, or remove the store, and install again.")
   )]
-  UnexpectedPkgContent {
-    key: String,
-    expected: String,
-    found: String,
-  },
+  UnexpectedPkgContent { key: String, expected: String, found: String },
 
   #[error("Cannot read the local package {package} at {path}: {source}")]
   #[diagnostic(
@@ -108,9 +101,7 @@ impl InstallError {
   }
 
   fn code_str(&self) -> String {
-    Diagnostic::code(self)
-      .map(|c| c.to_string())
-      .unwrap_or_else(|| "ERR_PNPM_INTERNAL".into())
+    Diagnostic::code(self).map(|c| c.to_string()).unwrap_or_else(|| "ERR_PNPM_INTERNAL".into())
   }
 
   /// The hint JS sees as `err.hint` (may be empty).
@@ -119,9 +110,6 @@ impl InstallError {
   }
 
   pub fn is_aborted(&self) -> bool {
-    matches!(
-      self,
-      InstallError::Aborted | InstallError::Fetch(pacquet_fetch::FetchError::Aborted)
-    )
+    matches!(self, InstallError::Aborted | InstallError::Fetch(pacquet_fetch::FetchError::Aborted))
   }
 }

@@ -7,25 +7,13 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
   /// `pnpm:progress`: `resolved`, `found_in_store`, `fetched`.
-  Progress {
-    status: &'static str,
-    package_id: String,
-    requester: String,
-  },
+  Progress { status: &'static str, package_id: String, requester: String },
   /// `pnpm:progress` with status `imported`.
-  Imported {
-    method: String,
-    requester: String,
-    to: String,
-  },
+  Imported { method: String, requester: String, to: String },
   /// `pnpm:stage`.
   Stage { prefix: String, stage: &'static str },
   /// `pnpm:fetching-progress` with status `started`.
-  FetchingStarted {
-    package_id: String,
-    attempt: u32,
-    size: Option<u64>,
-  },
+  FetchingStarted { package_id: String, attempt: u32, size: Option<u64> },
   /// `pnpm:request-retry`.
   RequestRetry {
     attempt: u32,
@@ -46,11 +34,7 @@ pub enum Event {
     details: String,
   },
   /// `pnpm:stats`.
-  Stats {
-    prefix: String,
-    added: Option<usize>,
-    removed: Option<usize>,
-  },
+  Stats { prefix: String, added: Option<usize>, removed: Option<usize> },
   /// `pnpm:package-import-method`.
   ImportMethod { method: String },
   /// `pnpm:global` warning.
@@ -60,39 +44,19 @@ pub enum Event {
 impl Event {
   pub fn to_json(&self) -> Value {
     match self {
-      Event::Progress {
-        status,
-        package_id,
-        requester,
-      } => {
+      Event::Progress { status, package_id, requester } => {
         json!({"name": "pnpm:progress", "level": "debug", "status": status, "packageId": package_id, "requester": requester})
       }
-      Event::Imported {
-        method,
-        requester,
-        to,
-      } => {
+      Event::Imported { method, requester, to } => {
         json!({"name": "pnpm:progress", "level": "debug", "status": "imported", "method": method, "requester": requester, "to": to})
       }
       Event::Stage { prefix, stage } => {
         json!({"name": "pnpm:stage", "level": "debug", "prefix": prefix, "stage": stage})
       }
-      Event::FetchingStarted {
-        package_id,
-        attempt,
-        size,
-      } => {
+      Event::FetchingStarted { package_id, attempt, size } => {
         json!({"name": "pnpm:fetching-progress", "level": "debug", "status": "started", "packageId": package_id, "attempt": attempt, "size": size})
       }
-      Event::RequestRetry {
-        attempt,
-        max_retries,
-        url,
-        timeout,
-        message,
-        http_status,
-        code,
-      } => {
+      Event::RequestRetry { attempt, max_retries, url, timeout, message, http_status, code } => {
         let mut error = json!({ "message": message });
         if let Some(s) = http_status {
           error["httpStatusCode"] = json!(s);
@@ -103,22 +67,11 @@ impl Event {
         json!({"name": "pnpm:request-retry", "level": "debug", "attempt": attempt, "maxRetries": max_retries,
                "method": "GET", "url": url, "timeout": timeout, "error": error})
       }
-      Event::SkippedOptional {
-        id,
-        name,
-        version,
-        prefix,
-        reason,
-        details,
-      } => json!({
+      Event::SkippedOptional { id, name, version, prefix, reason, details } => json!({
         "name": "pnpm:skipped-optional-dependency", "level": "debug",
         "package": {"id": id, "name": name, "version": version}, "prefix": prefix, "reason": reason, "details": details
       }),
-      Event::Stats {
-        prefix,
-        added,
-        removed,
-      } => {
+      Event::Stats { prefix, added, removed } => {
         let mut v = json!({"name": "pnpm:stats", "level": "debug", "prefix": prefix});
         if let Some(a) = added {
           v["added"] = json!(a);

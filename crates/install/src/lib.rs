@@ -12,6 +12,8 @@ mod events;
 mod options;
 mod pipeline;
 mod plan;
+mod prepare;
+mod state;
 
 pub use error::InstallError;
 pub use events::{Event, NoopReporter, Reporter};

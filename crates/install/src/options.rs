@@ -13,11 +13,7 @@ pub struct Include {
 
 impl Default for Include {
   fn default() -> Self {
-    Include {
-      dependencies: true,
-      dev_dependencies: true,
-      optional_dependencies: true,
-    }
+    Include { dependencies: true, dev_dependencies: true, optional_dependencies: true }
   }
 }
 
@@ -46,4 +42,9 @@ pub struct InstallOptions {
   pub verify_store_integrity: Option<bool>,
   pub strict_store_pkg_content_check: Option<bool>,
   pub user_agent: Option<String>,
+  /// Default `["*"]`.
+  pub hoist_pattern: Option<Vec<String>>,
+  /// Default `[]`, or `["*"]` with `shamefully_hoist`.
+  pub public_hoist_pattern: Option<Vec<String>>,
+  pub shamefully_hoist: Option<bool>,
 }

@@ -2,30 +2,31 @@
 //! fetch) → slot import + links → importer links. Blocking file-system work runs on rayon;
 //! the network runs on tokio; they overlap, so a package is linked as soon as it is stored.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pacquet_fetch::{
-  extract_tarball, AuthHeaders, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, Registries,
-  RetryInfo, RetryPolicy,
+  extract_tarball, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo,
 };
-use pacquet_link::{symlink_dir, ImportMethod, Importer, PackageFile};
-use pacquet_lockfile::{read_lockfile, Host, LockfileSource};
+use pacquet_link::{symlink_dir, Importer, PackageFile};
+use pacquet_lockfile::LockfileSource;
 use pacquet_store::{
-  default_store_dir, manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir,
-  VerifiedBlobs, Verifier,
+  manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir, VerifiedBlobs,
+  Verifier,
 };
 use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::bins;
-use crate::config::read_npm_config;
 use crate::error::InstallError;
 use crate::events::{Event, Reporter};
-use crate::options::InstallOptions;
-use crate::plan::{normalize, plan, PlanInput, SkippedPlan, SlotPlan, Source};
+use crate::options::{Include, InstallOptions};
+use crate::plan::{Plan, SkippedPlan, SlotPlan, Source};
+use crate::prepare::{prepare, Prepared, Settings, WantedLockfile, Work};
+use crate::state;
 
 /// A package's files: in-package path, blob (or source file), mode.
 type StoreFiles = Vec<(String, PathBuf, u32)>;
@@ -89,18 +90,6 @@ impl Ctx {
   }
 }
 
-struct Prepared {
-  plan: crate::plan::Plan,
-  lockfile_dir: PathBuf,
-  virtual_store_dir: PathBuf,
-  store: StoreDir,
-  fetcher_options: FetcherOptions,
-  import_method: ImportMethod,
-  verify: bool,
-  strict_content_check: bool,
-  offline: bool,
-}
-
 /// Installs the lockfile's packages into the virtual store and links the importers.
 pub async fn install(
   source: LockfileSource,
@@ -113,30 +102,47 @@ pub async fn install(
   if cancel.is_cancelled() {
     return Err(InstallError::Aborted);
   }
-  let prepared = blocking(move || prepare(source, options)).await??;
+  let work = match blocking(move || prepare(source, options)).await?? {
+    Prepared::UpToDate(settings) => {
+      timings.prepare_ms = ms(started.elapsed());
+      timings.total_ms = timings.prepare_ms;
+      return Ok(InstallSummary {
+        store_dir: settings.store.root().to_path_buf(),
+        virtual_store_dir: settings.virtual_store_dir,
+        timings,
+        ..Default::default()
+      });
+    }
+    Prepared::Install(work) => *work,
+  };
   timings.prepare_ms = ms(started.elapsed());
-  let requester = prepared.lockfile_dir.to_string_lossy().into_owned();
+  let Work { settings, wanted, plan, up_to_date, removed_slots, stale_links, pruned_at, repeat } = work;
+  let settings = Arc::new(settings);
+  let requester = settings.lockfile_dir.to_string_lossy().into_owned();
 
-  // Look every package up in the store before anything is written.
+  // Look every package that needs work up in the store before anything is written.
   let lookup_started = Instant::now();
-  let store = prepared.store.clone();
-  let (plan, found) = {
-    let verify = prepared.verify;
-    let strict = prepared.strict_content_check;
-    let plan = prepared.plan;
+  let to_install: Vec<SlotPlan> =
+    plan.slots.iter().enumerate().filter(|(i, _)| !up_to_date.contains(i)).map(|(_, s)| s.clone()).collect();
+  let (to_install, found) = {
+    let settings = settings.clone();
     blocking(move || {
-      let found = lookup(&store, &plan.slots, verify, strict)?;
-      Ok::<_, InstallError>((plan, found))
+      settings
+        .store
+        .init()
+        .map_err(|source| InstallError::Fs { path: settings.store.root().to_path_buf(), source })?;
+      let found = lookup(&settings.store, &to_install, settings.verify, settings.strict_content_check)?;
+      Ok::<_, InstallError>((to_install, found))
     })
     .await??
   };
   timings.store_lookup_ms = ms(lookup_started.elapsed());
 
   let mut skipped: Vec<SkippedPlan> = plan.skipped.clone();
-  let mut work: Vec<(SlotPlan, Option<StoredPackage>)> = Vec::with_capacity(plan.slots.len());
-  for (slot, files) in plan.slots.into_iter().zip(found) {
+  let mut work: Vec<(SlotPlan, Option<StoredPackage>)> = Vec::with_capacity(to_install.len());
+  for (slot, files) in to_install.into_iter().zip(found) {
     let needs_network = files.is_none() && matches!(slot.source, Source::Remote { .. });
-    if prepared.offline && needs_network {
+    if settings.offline && needs_network {
       if slot.optional {
         skipped.push(SkippedPlan {
           dep_path: slot.dep_path.clone(),
@@ -146,18 +152,16 @@ pub async fn install(
         });
         continue;
       }
-      return Err(InstallError::NoOfflineTarball {
-        package: format!("{}@{}", slot.name, slot.version),
-      });
+      return Err(InstallError::NoOfflineTarball { package: format!("{}@{}", slot.name, slot.version) });
     }
     work.push((slot, files));
   }
 
   let ctx = Arc::new(Ctx {
     requester: requester.clone(),
-    importer: Importer::new(prepared.import_method),
-    blobs: BlobWriter::new(prepared.store.clone()),
-    writer: IndexWriter::open(&prepared.store)?,
+    importer: Importer::new(settings.import_method),
+    blobs: BlobWriter::new(settings.store.clone()),
+    writer: IndexWriter::open(&settings.store)?,
     reporter: reporter.clone(),
     cancel: cancel.child_token(),
     fetched: AtomicUsize::new(0),
@@ -179,14 +183,11 @@ pub async fn install(
       details: s.details.clone(),
     });
   }
-  ctx.emit(|| Event::Stage {
-    prefix: requester.clone(),
-    stage: "importing_started",
-  });
+  ctx.emit(|| Event::Stage { prefix: requester.clone(), stage: "importing_started" });
   ctx.emit(|| Event::Stats {
     prefix: requester.clone(),
     added: Some(work.len()),
-    removed: None,
+    removed: (!removed_slots.is_empty()).then_some(removed_slots.len()),
   });
   for (slot, _) in &work {
     ctx.emit(|| Event::Progress {
@@ -199,11 +200,9 @@ pub async fn install(
   let fetch_started = Instant::now();
   let added = work.len();
   // Kept to unlink dependents of an optional package that turns out to be unfetchable.
-  let slot_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> = work
-    .iter()
-    .map(|(s, _)| (s.slot_dir.join("node_modules"), s.links.clone()))
-    .collect();
-  let result = run_slots(&ctx, work, &prepared.fetcher_options, &mut skipped).await;
+  let slot_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> =
+    plan.slots.iter().map(|s| (s.slot_dir.join("node_modules"), s.links.clone())).collect();
+  let result = run_slots(&ctx, work, &settings.fetcher_options, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
 
   // Commit every row that is complete, also when the install failed or was aborted: those
@@ -212,15 +211,7 @@ pub async fn install(
     Ok(ctx) => ctx,
     Err(_) => return Err(InstallError::Internal("a worker outlived the install".into())),
   };
-  let Ctx {
-    writer,
-    importer,
-    fetched,
-    reused,
-    files,
-    bytes,
-    ..
-  } = ctx;
+  let Ctx { writer, importer, fetched, reused, files, bytes, .. } = ctx;
   let committed = blocking(move || writer.finish()).await?;
   let failed = result?;
   committed?;
@@ -229,144 +220,108 @@ pub async fn install(
   }
 
   let link_started = Instant::now();
-  let mut importers = plan.importers;
-  if !failed.is_empty() {
-    let gone: std::collections::HashSet<PathBuf> = failed.iter().map(|s| s.pkg_dir.clone()).collect();
-    for importer in &mut importers {
-      importer.links.retain(|(_, target)| !gone.contains(target));
-    }
-    blocking(move || forget_failed(&failed, &gone, &slot_links)).await?;
+  let planned_skips = plan.skipped.len();
+  let mut importers = plan.importers.clone();
+  let failed_dirs: HashSet<PathBuf> = failed.iter().map(|s| s.pkg_dir.clone()).collect();
+  for importer in &mut importers {
+    importer.links.retain(|(_, target)| !failed_dirs.contains(target));
   }
-  blocking(move || link_importers(&importers)).await??;
+  let finish = {
+    let settings = settings.clone();
+    let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
+    move || -> Result<(), InstallError> {
+      if !failed.is_empty() {
+        forget_failed(&failed, &failed_dirs, &slot_links);
+      }
+      remove_stale(&removed_slots, &stale_links);
+      link_importers(&importers)?;
+      write_state(
+        &settings,
+        &wanted,
+        &plan,
+        skipped_paths,
+        pruned_at,
+        failed.is_empty().then_some(repeat).flatten(),
+      )
+    }
+  };
+  blocking(finish).await??;
   timings.link_importers_ms = ms(link_started.elapsed());
-  reporter.emit(Event::Stage {
-    prefix: requester,
-    stage: "importing_done",
-  });
+  reporter.emit(Event::Stage { prefix: requester, stage: "importing_done" });
   timings.total_ms = ms(started.elapsed());
+  let newly_skipped = skipped.len().saturating_sub(planned_skips);
   Ok(InstallSummary {
-    added: added - skipped.len().saturating_sub(plan.skipped.len()),
+    added: added - newly_skipped,
     fetched: fetched.into_inner(),
     reused: reused.into_inner(),
     skipped: skipped.into_iter().map(|s| s.dep_path).collect(),
     bytes_downloaded: bytes.into_inner(),
     files_imported: files.into_inner(),
     import_method: importer.method_used().map(str::to_string),
-    store_dir: prepared.store.root().to_path_buf(),
-    virtual_store_dir: prepared.virtual_store_dir,
+    store_dir: settings.store.root().to_path_buf(),
+    virtual_store_dir: settings.virtual_store_dir.clone(),
     timings,
   })
 }
 
-fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepared, InstallError> {
-  let (lockfile, path) = read_lockfile(source)?;
-  let cwd = std::env::current_dir().map_err(|source| InstallError::Fs {
-    path: ".".into(),
-    source,
-  })?;
-  let lockfile_dir = match (&options.dir, &path) {
-    (Some(dir), _) => normalize(&cwd.join(dir)),
-    (None, Some(file)) => normalize(&cwd.join(file.parent().unwrap_or(Path::new(".")))),
-    (None, None) => cwd.clone(),
-  };
-  let virtual_store_dir = match &options.virtual_store_dir {
-    Some(d) => normalize(&lockfile_dir.join(d)),
-    None => lockfile_dir.join("node_modules").join(".pnpm"),
-  };
-  let store_dir = match &options.store_dir {
-    Some(d) => normalize(&lockfile_dir.join(d)),
-    None => default_store_dir().ok_or(InstallError::NoStoreDir)?,
-  };
-  let npm = read_npm_config(&lockfile_dir);
-  let mut registries = npm.registries;
-  registries.extend(options.registries.clone());
-  let mut auth = npm.auth_header_by_uri;
-  auth.extend(options.auth_header_by_uri.clone());
-  // Only needed if something is fetched; an offline or all-local install runs without one.
-  let default_registry = registries.get("default").cloned();
-  let registries_for_plan = Registries::new(
-    default_registry.as_deref().unwrap_or(""),
-    registries
-      .iter()
-      .filter(|(k, _)| k.starts_with('@'))
-      .map(|(k, v)| (k.clone(), v.clone())),
-  );
-  let host = Host::current();
-  let max_length = options
-    .virtual_store_dir_max_length
-    .unwrap_or(if cfg!(windows) { 60 } else { 120 });
-  let plan = plan(&PlanInput {
-    lockfile: &lockfile,
-    lockfile_dir: &lockfile_dir,
-    virtual_store_dir: &virtual_store_dir,
-    registries: &registries_for_plan,
-    include: options.include,
-    host: &host,
-    supported: &options.supported_architectures,
-    max_length,
-  })?;
-  if default_registry.is_none() && !options.offline {
-    let needs_registry = plan
-      .slots
-      .iter()
-      .any(|s| matches!(&s.source, Source::Remote { url, .. } if !url.contains("://")));
-    if needs_registry {
-      return Err(InstallError::NoRegistry);
+/// Removes what the previous install had and this lockfile no longer wants.
+fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
+  slots.par_iter().for_each(|dir| {
+    let _ = std::fs::remove_dir_all(dir);
+  });
+  for link in links {
+    if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+      let _ = std::fs::remove_file(link);
     }
   }
-  let import_method = match options.package_import_method.as_deref() {
-    None => ImportMethod::Auto,
-    Some(m) => ImportMethod::parse(m).ok_or_else(|| InstallError::InvalidOption {
-      name: "packageImportMethod",
-      message: format!("'{m}' is not one of auto, hardlink, clone, copy, clone-or-copy"),
-    })?,
-  };
-  let defaults = RetryPolicy::default();
-  let fetcher_options = FetcherOptions {
-    network_concurrency: options
-      .network_concurrency
-      .unwrap_or_else(default_network_concurrency),
-    retry: RetryPolicy {
-      retries: options.fetch_retries.unwrap_or(defaults.retries),
-      factor: options.fetch_retry_factor.unwrap_or(defaults.factor),
-      min_timeout: options
-        .fetch_retry_mintimeout
-        .map(Duration::from_millis)
-        .unwrap_or(defaults.min_timeout),
-      max_timeout: options
-        .fetch_retry_maxtimeout
-        .map(Duration::from_millis)
-        .unwrap_or(defaults.max_timeout),
-    },
-    fetch_timeout: Duration::from_millis(options.fetch_timeout.unwrap_or(60_000)),
-    auth: AuthHeaders::new(auth),
-    user_agent: options
-      .user_agent
-      .clone()
-      .unwrap_or_else(|| format!("pacquet-native/{} (pnpm-compatible)", env!("CARGO_PKG_VERSION"))),
-  };
-  let store = StoreDir::new(store_dir);
-  store.init().map_err(|source| InstallError::Fs {
-    path: store.root().to_path_buf(),
-    source,
-  })?;
-  Ok(Prepared {
-    plan,
-    lockfile_dir,
-    virtual_store_dir,
-    store,
-    fetcher_options,
-    import_method,
-    verify: options.verify_store_integrity.unwrap_or(true),
-    strict_content_check: options.strict_store_pkg_content_check.unwrap_or(true),
-    offline: options.offline,
-  })
 }
 
-/// pnpm's default: `clamp(3 × (cpus − 1), 64, 96)`.
-fn default_network_concurrency() -> usize {
-  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-  (3 * cpus.saturating_sub(1)).clamp(64, 96)
+/// `.modules.yaml`, `lock.yaml` and the repeat-install proof, written last: they claim that
+/// `node_modules` is complete.
+fn write_state(
+  settings: &Settings,
+  wanted: &WantedLockfile,
+  plan: &Plan,
+  skipped: Vec<String>,
+  pruned_at: Option<String>,
+  repeat: Option<(String, String)>,
+) -> Result<(), InstallError> {
+  let fs_err = |path: &Path| {
+    let path = path.to_path_buf();
+    move |source| InstallError::Fs { path, source }
+  };
+  let lock_yaml = settings.virtual_store_dir.join(state::CURRENT_LOCKFILE);
+  let everything = settings.include == Include::default();
+  match (&wanted.text, everything) {
+    // pnpm's current lockfile is the wanted one filtered to what was installed; with
+    // everything included that is the same document.
+    (Some(text), true) => {
+      std::fs::create_dir_all(&settings.virtual_store_dir).map_err(fs_err(&settings.virtual_store_dir))?;
+      state::write_atomic(&lock_yaml, text.as_bytes()).map_err(fs_err(&lock_yaml))?;
+    }
+    // Without it, the next install compares nothing and checks every slot: slower, never wrong.
+    _ => {
+      let _ = std::fs::remove_file(&lock_yaml);
+    }
+  }
+  state::write_modules_manifest(
+    &settings.layout(),
+    state::ModulesContent {
+      hoisted_dependencies: serde_json::json!({}),
+      included: settings.include,
+      skipped,
+      pending_builds: vec![],
+      pruned_at,
+    },
+  )
+  .map_err(fs_err(&settings.modules_dir))?;
+  if let Some((hash, key)) = repeat {
+    let proof = crate::prepare::repeat_state(plan, hash, key);
+    let bytes = serde_json::to_vec(&proof).map_err(|e| InstallError::Internal(e.to_string()))?;
+    let path = state::repeat_state_path(&settings.modules_dir);
+    state::write_atomic(&path, &bytes).map_err(fs_err(&path))?;
+  }
+  Ok(())
 }
 
 /// For each slot, the verified store files if the store has the package whole.
@@ -377,17 +332,9 @@ fn lookup(
   strict: bool,
 ) -> Result<Vec<Option<StoredPackage>>, InstallError> {
   let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
-  let rows = if keys.is_empty() {
-    Default::default()
-  } else {
-    IndexReader::open(store)?.get_many(&keys)?
-  };
+  let rows = if keys.is_empty() { Default::default() } else { IndexReader::open(store)?.get_many(&keys)? };
   let verified = VerifiedBlobs::new();
-  let verifier = Verifier {
-    store,
-    verified: &verified,
-    check: verify,
-  };
+  let verifier = Verifier { store, verified: &verified, check: verify };
   slots
     .par_iter()
     .map(|slot| {
@@ -445,11 +392,7 @@ async fn run_slots(
     }
   }
   let needs_fetcher = cold.iter().any(|s| matches!(s.source, Source::Remote { .. }));
-  let fetcher = if needs_fetcher {
-    Some(Arc::new(Fetcher::new(fetcher_options.clone())?))
-  } else {
-    None
-  };
+  let fetcher = if needs_fetcher { Some(Arc::new(Fetcher::new(fetcher_options.clone())?)) } else { None };
 
   let mut tasks = tokio::task::JoinSet::new();
   {
@@ -514,10 +457,7 @@ async fn run_slots(
       _ => {
         ctx.cancel.cancel();
         // An abort is a consequence; keep the error that caused it.
-        if first_error
-          .as_ref()
-          .is_none_or(|e| e.is_aborted() && !error.is_aborted())
-        {
+        if first_error.as_ref().is_none_or(|e| e.is_aborted() && !error.is_aborted()) {
           first_error = Some(error);
         }
       }
@@ -535,11 +475,7 @@ struct FetchReporter<'a> {
 
 impl FetchEvents for FetchReporter<'_> {
   fn started(&self, package_id: &str, attempt: u32, size: Option<u64>) {
-    self.ctx.emit(|| Event::FetchingStarted {
-      package_id: package_id.to_string(),
-      attempt,
-      size,
-    });
+    self.ctx.emit(|| Event::FetchingStarted { package_id: package_id.to_string(), attempt, size });
   }
   fn retry(&self, info: RetryInfo) {
     self.ctx.emit(|| Event::RequestRetry {
@@ -566,14 +502,7 @@ async fn fetch_and_import(
       let fetcher = fetcher.ok_or_else(|| InstallError::Internal("no fetcher".into()))?;
       let events = FetchReporter { ctx };
       let bytes = fetcher
-        .fetch(
-          url,
-          &slot.dep_path,
-          parsed.as_ref(),
-          integrity.as_deref().unwrap_or(""),
-          &events,
-          &ctx.cancel,
-        )
+        .fetch(url, &slot.dep_path, parsed.as_ref(), integrity.as_deref().unwrap_or(""), &events, &ctx.cancel)
         .await?;
       ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
       bytes
@@ -581,20 +510,15 @@ async fn fetch_and_import(
     Source::LocalTarball { path, integrity } => {
       let parsed = parse_integrity(slot, integrity.as_deref())?;
       let read_path = path.clone();
-      let bytes = blocking(move || std::fs::read(&read_path))
-        .await?
-        .map_err(|source| InstallError::LocalPackage {
-          package: slot.dep_path.clone(),
-          path: path.clone(),
-          source,
-        })?;
+      let bytes = blocking(move || std::fs::read(&read_path)).await?.map_err(|source| {
+        InstallError::LocalPackage { package: slot.dep_path.clone(), path: path.clone(), source }
+      })?;
       if let Some(i) = &parsed {
-        i.check(&bytes)
-          .map_err(|actual| pacquet_fetch::FetchError::Integrity {
-            url: path.display().to_string(),
-            expected: integrity.clone().unwrap_or_default(),
-            actual,
-          })?;
+        i.check(&bytes).map_err(|actual| pacquet_fetch::FetchError::Integrity {
+          url: path.display().to_string(),
+          expected: integrity.clone().unwrap_or_default(),
+          actual,
+        })?;
       }
       bytes
     }
@@ -608,11 +532,7 @@ async fn fetch_and_import(
           .ok()
           .and_then(|b| serde_json::from_slice(&b).ok())
           .and_then(|v| manifest::bundled_manifest(&v));
-        let package = StoredPackage {
-          files,
-          requires_build: false,
-          manifest,
-        };
+        let package = StoredPackage { files, requires_build: false, manifest };
         import_slot(&ctx2, &slot2, &package)?;
         report_imported(&ctx2, &slot2);
         Ok(())
@@ -620,10 +540,7 @@ async fn fetch_and_import(
       .await?;
     }
   };
-  let _permit = unpack_permits
-    .acquire()
-    .await
-    .map_err(|e| InstallError::Internal(e.to_string()))?;
+  let _permit = unpack_permits.acquire().await.map_err(|e| InstallError::Internal(e.to_string()))?;
   if ctx.cancel.is_cancelled() {
     return Err(InstallError::Aborted);
   }
@@ -632,10 +549,7 @@ async fn fetch_and_import(
   on_rayon(move || {
     let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default())?;
     drop(bytes);
-    let manifest = extracted
-      .package_json
-      .as_ref()
-      .and_then(manifest::bundled_manifest);
+    let manifest = extracted.package_json.as_ref().and_then(manifest::bundled_manifest);
     let requires_build =
       manifest::requires_build(manifest.as_ref(), extracted.files.keys().map(String::as_str));
     let row = PackageFilesIndex {
@@ -649,11 +563,7 @@ async fn fetch_and_import(
       .files
       .iter()
       .map(|(path, info)| {
-        (
-          path.clone(),
-          ctx2.blobs.store().blob_path(&info.digest, info.is_executable()),
-          info.mode,
-        )
+        (path.clone(), ctx2.blobs.store().blob_path(&info.digest, info.is_executable()), info.mode)
       })
       .collect();
     // The row goes in only now that every blob it names is in place.
@@ -669,11 +579,7 @@ async fn fetch_and_import(
     if ctx2.cancel.is_cancelled() {
       return Err(InstallError::Aborted);
     }
-    let package = StoredPackage {
-      files,
-      requires_build,
-      manifest: row.manifest,
-    };
+    let package = StoredPackage { files, requires_build, manifest: row.manifest };
     import_slot(&ctx2, &slot2, &package)?;
     report_imported(&ctx2, &slot2);
     Ok(())
@@ -695,22 +601,15 @@ fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<In
 
 /// The files of a `file:` directory package, `node_modules` excluded.
 fn list_directory(slot: &SlotPlan, dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, InstallError> {
-  let err = |source| InstallError::LocalPackage {
-    package: slot.dep_path.clone(),
-    path: dir.to_path_buf(),
-    source,
-  };
+  let err =
+    |source| InstallError::LocalPackage { package: slot.dep_path.clone(), path: dir.to_path_buf(), source };
   let mut out = Vec::new();
   let mut stack = vec![(dir.to_path_buf(), String::new())];
   while let Some((path, rel)) = stack.pop() {
     for entry in std::fs::read_dir(&path).map_err(err)? {
       let entry = entry.map_err(err)?;
       let name = entry.file_name().to_string_lossy().into_owned();
-      let rel_path = if rel.is_empty() {
-        name.clone()
-      } else {
-        format!("{rel}/{name}")
-      };
+      let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
       let meta = std::fs::metadata(entry.path()).map_err(err)?;
       if meta.is_dir() {
         if name != "node_modules" {
@@ -733,18 +632,12 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   let package_files: Vec<PackageFile<'_>> = package
     .files
     .iter()
-    .map(|(path, blob, mode)| PackageFile {
-      path,
-      blob,
-      executable: mode & 0o111 != 0,
-    })
+    .map(|(path, blob, mode)| PackageFile { path, blob, executable: mode & 0o111 != 0 })
     .collect();
   let modules = slot.slot_dir.join("node_modules");
   let (imported, linked) = rayon::join(
     || {
-      let n = ctx
-        .importer
-        .import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
+      let n = ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
       if let Some(manifest) = &package.manifest {
         bins::make_executable(&slot.pkg_dir, manifest, &package.files);
       }
@@ -759,15 +652,43 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   );
   let n = imported?;
   linked?;
+  if n == 0 {
+    // The slot was complete already (its snapshot changed): drop links it no longer has.
+    prune_links(&modules, &slot.name, &slot.links);
+  }
   ctx.files.fetch_add(n as u64, Ordering::Relaxed);
   if let Some(method) = ctx.importer.method_used() {
-    ctx.method_reported.call_once(|| {
-      ctx.emit(|| Event::ImportMethod {
-        method: method.to_string(),
-      })
-    });
+    ctx.method_reported.call_once(|| ctx.emit(|| Event::ImportMethod { method: method.to_string() }));
   }
   Ok(())
+}
+
+/// Removes symlinks in a slot's `node_modules` that are not among `links`.
+fn prune_links(modules: &Path, own_name: &str, links: &[(String, PathBuf)]) {
+  let wanted: HashSet<&str> = links.iter().map(|(alias, _)| alias.as_str()).collect();
+  let Ok(entries) = std::fs::read_dir(modules) else {
+    return;
+  };
+  for entry in entries.flatten() {
+    let name = entry.file_name().to_string_lossy().into_owned();
+    let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+    if name.starts_with('@') && !is_link {
+      let Ok(scoped) = std::fs::read_dir(entry.path()) else {
+        continue;
+      };
+      for inner in scoped.flatten() {
+        let alias = format!("{name}/{}", inner.file_name().to_string_lossy());
+        if inner.file_type().is_ok_and(|t| t.is_symlink())
+          && !wanted.contains(alias.as_str())
+          && alias != own_name
+        {
+          let _ = std::fs::remove_file(inner.path());
+        }
+      }
+    } else if is_link && !wanted.contains(name.as_str()) && name != own_name {
+      let _ = std::fs::remove_file(entry.path());
+    }
+  }
 }
 
 fn report_imported(ctx: &Ctx, slot: &SlotPlan) {
@@ -799,10 +720,8 @@ fn forget_failed(
 
 fn link_importers(importers: &[crate::plan::ImporterPlan]) -> Result<(), InstallError> {
   importers.par_iter().try_for_each(|importer| {
-    std::fs::create_dir_all(&importer.modules_dir).map_err(|source| InstallError::Fs {
-      path: importer.modules_dir.clone(),
-      source,
-    })?;
+    std::fs::create_dir_all(&importer.modules_dir)
+      .map_err(|source| InstallError::Fs { path: importer.modules_dir.clone(), source })?;
     importer.links.par_iter().try_for_each(|(alias, target)| {
       symlink_dir(target, &importer.modules_dir.join(alias))?;
       Ok(())
@@ -816,9 +735,7 @@ fn ms(d: Duration) -> f64 {
 
 /// Runs blocking work off the async threads; a panic becomes an error, never a crash.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, InstallError> {
-  tokio::task::spawn_blocking(f)
-    .await
-    .map_err(|e| InstallError::Internal(panic_message(e)))
+  tokio::task::spawn_blocking(f).await.map_err(|e| InstallError::Internal(panic_message(e)))
 }
 
 fn panic_message(e: tokio::task::JoinError) -> String {
@@ -849,8 +766,6 @@ async fn on_rayon<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
   match rx.await {
     Ok(Ok(v)) => Ok(v),
     Ok(Err(message)) => Err(InstallError::Internal(message)),
-    Err(_) => Err(InstallError::Internal(
-      "a worker stopped without an answer".into(),
-    )),
+    Err(_) => Err(InstallError::Internal("a worker stopped without an answer".into())),
   }
 }

@@ -19,10 +19,7 @@ pub enum Source {
   /// A tarball over HTTP.
   Remote { url: String, integrity: Option<String> },
   /// A tarball on disk (`file:x.tgz`).
-  LocalTarball {
-    path: PathBuf,
-    integrity: Option<String>,
-  },
+  LocalTarball { path: PathBuf, integrity: Option<String> },
   /// A directory on disk (`file:../pkg`): its files are imported as they are.
   Directory { path: PathBuf },
 }
@@ -102,16 +99,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
       if snapshot.optional {
         excluded.insert(dep_path);
         let (name, version) = name_version(pkg_key);
-        skipped.push(SkippedPlan {
-          dep_path: dep_path.clone(),
-          name,
-          version,
-          details: reason,
-        });
+        skipped.push(SkippedPlan { dep_path: dep_path.clone(), name, version, details: reason });
       } else {
-        warnings.push(format!(
-          "{pkg_key} is not meant for this platform ({reason}); installing it anyway"
-        ));
+        warnings.push(format!("{pkg_key} is not meant for this platform ({reason}); installing it anyway"));
       }
     }
   }
@@ -144,10 +134,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
         }
       }
     }
-    importers.push(ImporterPlan {
-      modules_dir: importer_dir.join("node_modules"),
-      links,
-    });
+    importers.push(ImporterPlan { modules_dir: importer_dir.join("node_modules"), links });
   }
   let mut reached: HashSet<String> = HashSet::new();
   let mut order = Vec::new();
@@ -157,11 +144,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
     }
     order.push(dep_path.clone());
     if let Some(snapshot) = lockfile.snapshots.get(&dep_path) {
-      for (alias, reference) in snapshot
-        .dependencies
-        .iter()
-        .chain(&snapshot.optional_dependencies)
-      {
+      for (alias, reference) in snapshot.dependencies.iter().chain(&snapshot.optional_dependencies) {
         if let DependencyRef::Snapshot(child) = ref_to_dep_path(reference, alias) {
           if !excluded.contains(child.as_str()) && !reached.contains(&child) {
             queue.push_back(child);
@@ -181,16 +164,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
     let resolution = package
       .resolution
       .classify()
-      .ok_or_else(|| InstallError::UnsupportedResolution {
-        package: pkg_key.to_string(),
-        kind: "unknown",
-      })?;
+      .ok_or_else(|| InstallError::UnsupportedResolution { package: pkg_key.to_string(), kind: "unknown" })?;
     // The store's package id: `name@version`, or the bare reference for URLs and paths.
-    let pkg_id = if version.contains(':') {
-      version.clone()
-    } else {
-      pkg_key.to_string()
-    };
+    let pkg_id = if version.contains(':') { version.clone() } else { pkg_key.to_string() };
     let (source, integrity) = match resolution {
       Resolution::Registry { integrity } => (
         Source::Remote {
@@ -202,39 +178,19 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
       Resolution::Tarball { url, integrity, .. } => {
         if let Some(path) = url.strip_prefix("file:") {
           let path = normalize(&input.lockfile_dir.join(path));
-          (
-            Source::LocalTarball {
-              path,
-              integrity: integrity.clone(),
-            },
-            integrity,
-          )
+          (Source::LocalTarball { path, integrity: integrity.clone() }, integrity)
         } else {
-          (
-            Source::Remote {
-              url,
-              integrity: integrity.clone(),
-            },
-            integrity,
-          )
+          (Source::Remote { url, integrity: integrity.clone() }, integrity)
         }
       }
-      Resolution::Directory { directory } => (
-        Source::Directory {
-          path: normalize(&input.lockfile_dir.join(directory)),
-        },
-        None,
-      ),
+      Resolution::Directory { directory } => {
+        (Source::Directory { path: normalize(&input.lockfile_dir.join(directory)) }, None)
+      }
       Resolution::Git { .. } => {
-        return Err(InstallError::UnsupportedResolution {
-          package: pkg_key.to_string(),
-          kind: "git",
-        })
+        return Err(InstallError::UnsupportedResolution { package: pkg_key.to_string(), kind: "git" })
       }
     };
-    let slot_dir = input
-      .virtual_store_dir
-      .join(dep_path_to_filename(&dep_path, input.max_length));
+    let slot_dir = input.virtual_store_dir.join(dep_path_to_filename(&dep_path, input.max_length));
     // Two snapshots must never share a slot (a hostile key could try to alias another).
     if let Some(other) = slot_names.insert(slot_dir.clone(), dep_path.clone()) {
       return Err(InstallError::Lockfile(pacquet_lockfile::LockfileError::Broken {
@@ -244,11 +200,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
     }
     let pkg_dir = slot_dir.join("node_modules").join(&name);
     let mut links = Vec::new();
-    for (alias, reference) in snapshot
-      .dependencies
-      .iter()
-      .chain(&snapshot.optional_dependencies)
-    {
+    for (alias, reference) in snapshot.dependencies.iter().chain(&snapshot.optional_dependencies) {
       match ref_to_dep_path(reference, alias) {
         DependencyRef::Snapshot(child) => {
           if excluded.contains(child.as_str()) || (child == dep_path && alias == &name) {
@@ -271,18 +223,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
       optional: snapshot.optional,
     });
   }
-  Ok(Plan {
-    slots,
-    skipped,
-    importers,
-    warnings,
-  })
+  Ok(Plan { slots, skipped, importers, warnings })
 }
 
 fn pkg_dir(input: &PlanInput<'_>, dep_path: &str) -> PathBuf {
-  let name = parse_pkg_key(remove_peer_suffix(dep_path))
-    .map(|k| k.name)
-    .unwrap_or(dep_path);
+  let name = parse_pkg_key(remove_peer_suffix(dep_path)).map(|k| k.name).unwrap_or(dep_path);
   input
     .virtual_store_dir
     .join(dep_path_to_filename(dep_path, input.max_length))

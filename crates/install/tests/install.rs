@@ -34,13 +34,9 @@ async fn run(
   options: InstallOptions,
 ) -> (Result<pacquet_install::InstallSummary, InstallError>, Vec<Event>) {
   let recorder = Arc::new(Recorder::default());
-  let result = install(
-    LockfileSource::Path(dir.to_path_buf()),
-    options,
-    recorder.clone(),
-    CancellationToken::new(),
-  )
-  .await;
+  let result =
+    install(LockfileSource::Path(dir.to_path_buf()), options, recorder.clone(), CancellationToken::new())
+      .await;
   let events = recorder.0.lock().unwrap().clone();
   (result, events)
 }
@@ -51,10 +47,11 @@ fn code(e: &InstallError) -> String {
 
 fn graph() -> Vec<Pkg> {
   vec![
-    Pkg::new("a", "1.0.0")
-      .dep("b", "2.0.0")
-      .dep("c-alias", "c@3.0.0")
-      .file("bin/a.js", b"#!/usr/bin/env node\n", 0o755),
+    Pkg::new("a", "1.0.0").dep("b", "2.0.0").dep("c-alias", "c@3.0.0").file(
+      "bin/a.js",
+      b"#!/usr/bin/env node\n",
+      0o755,
+    ),
     Pkg::new("b", "2.0.0").dep("@s/d", "1.0.0"),
     Pkg::new("c", "3.0.0"),
     Pkg::new("@s/d", "1.0.0").dep("b", "2.0.0"),
@@ -79,44 +76,18 @@ async fn installs_a_graph_into_the_store_and_the_virtual_store() {
 
   let vsd = project.join("node_modules/.pnpm");
   let a = vsd.join("a@1.0.0/node_modules/a");
-  assert_eq!(
-    std::fs::read_to_string(a.join("index.js")).unwrap(),
-    "module.exports = 'a@1.0.0'\n"
-  );
+  assert_eq!(std::fs::read_to_string(a.join("index.js")).unwrap(), "module.exports = 'a@1.0.0'\n");
   #[cfg(unix)]
   {
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-      std::fs::metadata(a.join("bin/a.js"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777,
-      0o755
-    );
-    assert_eq!(
-      std::fs::metadata(a.join("index.js"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o111,
-      0
-    );
+    assert_eq!(std::fs::metadata(a.join("bin/a.js")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(std::fs::metadata(a.join("index.js")).unwrap().permissions().mode() & 0o111, 0);
   }
   // Relative links between slots, aliases included; scoped names get a `+` slot.
   let link = |p: &str| std::fs::read_link(vsd.join(p)).unwrap();
-  assert_eq!(
-    link("a@1.0.0/node_modules/b"),
-    Path::new("../../b@2.0.0/node_modules/b")
-  );
-  assert_eq!(
-    link("a@1.0.0/node_modules/c-alias"),
-    Path::new("../../c@3.0.0/node_modules/c")
-  );
-  assert_eq!(
-    link("b@2.0.0/node_modules/@s/d"),
-    Path::new("../../../@s+d@1.0.0/node_modules/@s/d")
-  );
+  assert_eq!(link("a@1.0.0/node_modules/b"), Path::new("../../b@2.0.0/node_modules/b"));
+  assert_eq!(link("a@1.0.0/node_modules/c-alias"), Path::new("../../c@3.0.0/node_modules/c"));
+  assert_eq!(link("b@2.0.0/node_modules/@s/d"), Path::new("../../../@s+d@1.0.0/node_modules/@s/d"));
   assert!(vsd.join("@s+d@1.0.0/node_modules/@s/d/package.json").is_file());
   // The importer's direct links.
   assert_eq!(
@@ -128,9 +99,7 @@ async fn installs_a_graph_into_the_store_and_the_virtual_store() {
     Path::new(".pnpm/c@3.0.0/node_modules/c")
   );
   // Store: blobs named by content, and one row per package.
-  let bin_blob = store
-    .join("v11/files")
-    .join(&pacquet_store::sha512_hex(b"#!/usr/bin/env node\n")[..2]);
+  let bin_blob = store.join("v11/files").join(&pacquet_store::sha512_hex(b"#!/usr/bin/env node\n")[..2]);
   assert!(std::fs::read_dir(bin_blob).unwrap().any(|e| e
     .unwrap()
     .file_name()
@@ -139,19 +108,10 @@ async fn installs_a_graph_into_the_store_and_the_virtual_store() {
   assert_eq!(row_count(&store), 4);
   // Events in pnpm's shapes.
   let count = |status: &str| {
-    events
-      .iter()
-      .filter(|e| matches!(e, Event::Progress { status: s, .. } if *s == status))
-      .count()
+    events.iter().filter(|e| matches!(e, Event::Progress { status: s, .. } if *s == status)).count()
   };
   assert_eq!((count("resolved"), count("fetched")), (4, 4));
-  assert_eq!(
-    events
-      .iter()
-      .filter(|e| matches!(e, Event::Imported { .. }))
-      .count(),
-    4
-  );
+  assert_eq!(events.iter().filter(|e| matches!(e, Event::Imported { .. })).count(), 4);
 
   // Again with node_modules gone: everything comes from the store, nothing is downloaded.
   std::fs::remove_dir_all(project.join("node_modules")).unwrap();
@@ -160,9 +120,7 @@ async fn installs_a_graph_into_the_store_and_the_virtual_store() {
   let summary = result.unwrap();
   assert_eq!((summary.fetched, summary.reused), (0, 4));
   assert!(registry.requests().is_empty(), "{:?}", registry.requests());
-  assert!(project
-    .join("node_modules/.pnpm/a@1.0.0/node_modules/a/bin/a.js")
-    .is_file());
+  assert!(project.join("node_modules/.pnpm/a@1.0.0/node_modules/a/bin/a.js").is_file());
 }
 
 fn row_count(store: &Path) -> usize {
@@ -212,10 +170,7 @@ async fn integrity_mismatch_fails_and_records_nothing() {
   std::fs::create_dir_all(&project).unwrap();
   let c = Pkg::new("c", "3.0.0");
   let lockfile = publish(&registry, &[c], &[("c", "3.0.0")]);
-  registry.add(
-    "/c/-/c-3.0.0.tgz",
-    Pkg::new("c", "3.0.0").file("extra.js", b"x", 0o644).tarball(),
-  );
+  registry.add("/c/-/c-3.0.0.tgz", Pkg::new("c", "3.0.0").file("extra.js", b"x", 0o644).tarball());
   std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
   let (result, _) = run(&project, options(&registry, &store)).await;
   let err = result.unwrap_err();
@@ -241,19 +196,9 @@ async fn http_errors_retry_only_where_pnpm_retries() {
   registry.fail("/c/-/c-3.0.0.tgz", &[503, 500]);
   let (result, events) = run(&project, options(&registry, &store)).await;
   result.unwrap();
-  let retries: Vec<_> = events
-    .iter()
-    .filter(|e| matches!(e, Event::RequestRetry { .. }))
-    .collect();
+  let retries: Vec<_> = events.iter().filter(|e| matches!(e, Event::RequestRetry { .. })).collect();
   assert_eq!(retries.len(), 2);
-  assert!(matches!(
-    retries[0],
-    Event::RequestRetry {
-      http_status: Some(503),
-      attempt: 1,
-      ..
-    }
-  ));
+  assert!(matches!(retries[0], Event::RequestRetry { http_status: Some(503), attempt: 1, .. }));
 
   // 404 is final: one request, a coded error.
   let tmp2 = tempfile::tempdir().unwrap();
@@ -294,25 +239,10 @@ async fn hostile_tarball_entries_stay_inside_the_package() {
     h.set_cksum();
     raw.append(&h, body).unwrap();
   };
-  add(
-    "package/package.json",
-    tar::EntryType::Regular,
-    br#"{"name":"evil","version":"1.0.0"}"#,
-    None,
-  );
-  add(
-    "package/../../../escaped.txt",
-    tar::EntryType::Regular,
-    b"x",
-    None,
-  );
+  add("package/package.json", tar::EntryType::Regular, br#"{"name":"evil","version":"1.0.0"}"#, None);
+  add("package/../../../escaped.txt", tar::EntryType::Regular, b"x", None);
   add("/abs.txt", tar::EntryType::Regular, b"y", None);
-  add(
-    "package/link",
-    tar::EntryType::Symlink,
-    b"",
-    Some("../../../../etc/passwd"),
-  );
+  add("package/link", tar::EntryType::Symlink, b"", Some("../../../../etc/passwd"));
   add("package/dev", tar::EntryType::Char, b"", None);
   let tgz = support::gzip(&raw.into_inner().unwrap());
   let lockfile = format!(
@@ -323,14 +253,8 @@ async fn hostile_tarball_entries_stay_inside_the_package() {
   std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
   run(&project, options(&registry, &store)).await.0.unwrap();
   let pkg = project.join("node_modules/.pnpm/evil@1.0.0/node_modules/evil");
-  assert!(
-    pkg.join("escaped.txt").is_file(),
-    "`..` is resolved inside the package"
-  );
-  assert!(
-    !pkg.join("link").exists() && !pkg.join("dev").exists(),
-    "links and devices are dropped"
-  );
+  assert!(pkg.join("escaped.txt").is_file(), "`..` is resolved inside the package");
+  assert!(!pkg.join("link").exists() && !pkg.join("dev").exists(), "links and devices are dropped");
   assert!(!tmp.path().join("escaped.txt").exists() && !project.join("escaped.txt").exists());
   assert!(!project.join("node_modules/.pnpm/escaped.txt").exists());
 }
@@ -341,11 +265,7 @@ async fn offline_never_touches_the_network() {
   let tmp = tempfile::tempdir().unwrap();
   let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
   std::fs::create_dir_all(&project).unwrap();
-  std::fs::write(
-    project.join("pnpm-lock.yaml"),
-    publish(&registry, &graph(), &[("a", "1.0.0")]),
-  )
-  .unwrap();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
   let mut o = options(&registry, &store);
   o.offline = true;
   let err = run(&project, o.clone()).await.0.unwrap_err();
@@ -369,27 +289,16 @@ async fn optional_packages_for_other_platforms_are_skipped() {
   let mut native = Pkg::new("native", "1.0.0");
   native.optional = true;
   native.os = Some("aix");
-  let lockfile = publish(
-    &registry,
-    &[Pkg::new("host", "1.0.0"), native],
-    &[("host", "1.0.0")],
-  )
-  .replace(
-    "  'host@1.0.0': {}",
-    "  'host@1.0.0':\n    optionalDependencies:\n      native: 1.0.0",
-  );
+  let lockfile = publish(&registry, &[Pkg::new("host", "1.0.0"), native], &[("host", "1.0.0")])
+    .replace("  'host@1.0.0': {}", "  'host@1.0.0':\n    optionalDependencies:\n      native: 1.0.0");
   std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
   let (result, events) = run(&project, options(&registry, &store)).await;
   let summary = result.unwrap();
   assert_eq!(summary.skipped, vec!["native@1.0.0".to_string()]);
   assert_eq!(summary.added, 1);
-  assert!(events
-    .iter()
-    .any(|e| matches!(e, Event::SkippedOptional { name, .. } if name == "native")));
+  assert!(events.iter().any(|e| matches!(e, Event::SkippedOptional { name, .. } if name == "native")));
   assert!(!project.join("node_modules/.pnpm/native@1.0.0").exists());
-  assert!(!project
-    .join("node_modules/.pnpm/host@1.0.0/node_modules/native")
-    .exists());
+  assert!(!project.join("node_modules/.pnpm/host@1.0.0/node_modules/native").exists());
   assert!(!registry.requests().iter().any(|r| r.contains("native")));
 }
 
@@ -418,10 +327,7 @@ async fn bad_lockfiles_fail_before_anything_is_written() {
     assert_eq!(&code(&err), expected, "{text}");
     assert!(!project.join("node_modules").exists());
   }
-  let err = run(&tmp.path().join("nowhere"), options(&registry, &store))
-    .await
-    .0
-    .unwrap_err();
+  let err = run(&tmp.path().join("nowhere"), options(&registry, &store)).await.0.unwrap_err();
   assert_eq!(code(&err), "ERR_PNPM_NO_LOCKFILE");
 }
 
@@ -431,11 +337,7 @@ async fn a_cancelled_install_stops_with_abort() {
   let tmp = tempfile::tempdir().unwrap();
   let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
   std::fs::create_dir_all(&project).unwrap();
-  std::fs::write(
-    project.join("pnpm-lock.yaml"),
-    publish(&registry, &graph(), &[("a", "1.0.0")]),
-  )
-  .unwrap();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
   let cancel = CancellationToken::new();
   cancel.cancel();
   let result = install(
@@ -475,4 +377,60 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   std::fs::remove_dir_all(project.join("node_modules")).unwrap();
   run(&project, options(&registry, &store)).await.0.unwrap();
   assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_and_incremental_installs_touch_only_what_changed() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let lockfile = publish(&registry, &graph(), &[("a", "1.0.0")]);
+  std::fs::write(project.join("pnpm-lock.yaml"), &lockfile).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+
+  // State files as pnpm writes them.
+  let modules: serde_json::Value =
+    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap())
+      .unwrap();
+  assert_eq!(modules["layoutVersion"], 5);
+  assert_eq!(modules["virtualStoreDir"], ".pnpm");
+  assert_eq!(modules["storeDir"], store.join("v11").to_string_lossy().as_ref());
+  assert_eq!(std::fs::read_to_string(project.join("node_modules/.pnpm/lock.yaml")).unwrap(), lockfile);
+
+  // Nothing changed: nothing is done.
+  registry.clear_requests();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.added, summary.fetched, summary.reused, summary.files_imported), (0, 0, 0, 0));
+
+  // A slot removed by hand is noticed and restored.
+  std::fs::remove_dir_all(project.join("node_modules/.pnpm/c@3.0.0")).unwrap();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.added, summary.reused), (1, 1));
+  assert!(project.join("node_modules/.pnpm/c@3.0.0/node_modules/c/index.js").is_file());
+
+  // The lockfile changes: `c` goes, `e` comes; the other slots are kept as they are.
+  let mut pkgs = graph();
+  pkgs[0].deps.retain(|(alias, _)| *alias != "c-alias");
+  pkgs.retain(|p| p.name != "c");
+  pkgs.push(Pkg::new("e", "1.0.0"));
+  let lockfile = publish(&registry, &pkgs, &[("a", "1.0.0"), ("e", "1.0.0")]);
+  std::fs::write(project.join("pnpm-lock.yaml"), &lockfile).unwrap();
+  registry.clear_requests();
+  let (result, events) = run(&project, options(&registry, &store)).await;
+  let summary = result.unwrap();
+  // `a` changed (it lost a dependency), `e` is new; `b` and `@s/d` are untouched.
+  assert_eq!(summary.added, 2);
+  assert!(events.iter().any(|e| matches!(e, Event::Stats { removed: Some(1), .. })));
+  assert!(!project.join("node_modules/.pnpm/c@3.0.0").exists());
+  assert!(std::fs::symlink_metadata(project.join("node_modules/.pnpm/a@1.0.0/node_modules/c-alias")).is_err());
+  assert!(project.join("node_modules/e").exists());
+  assert_eq!(registry.requests(), vec!["/e/-/e-1.0.0.tgz".to_string()]);
+
+  // Another store: the layout differs, so node_modules is rebuilt against it.
+  let other = tmp.path().join("other-store");
+  let summary = run(&project, options(&registry, &other)).await.0.unwrap();
+  assert_eq!(summary.added, 4);
+  let modules = std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap();
+  assert!(modules.contains(&*other.join("v11").to_string_lossy()));
 }

@@ -16,10 +16,7 @@ pub enum LinkError {
   },
 
   #[error("Cannot create the directory {path}: {source}")]
-  #[diagnostic(
-    code(ERR_PNPM_LINK_FAILED),
-    help("Check permissions and free space in node_modules.")
-  )]
+  #[diagnostic(code(ERR_PNPM_LINK_FAILED), help("Check permissions and free space in node_modules."))]
   Mkdir {
     path: PathBuf,
     #[source]

@@ -71,12 +71,7 @@ impl Importer {
       ImportMethod::Copy => vec![COPY],
       ImportMethod::CloneOrCopy => vec![CLONE, COPY],
     };
-    Importer {
-      method,
-      rung: AtomicU8::new(0),
-      ladder,
-      used: AtomicU8::new(UNSET),
-    }
+    Importer { method, rung: AtomicU8::new(0), ladder, used: AtomicU8::new(UNSET) }
   }
 
   /// The method files were actually placed with (the first that worked), if any.
@@ -99,20 +94,14 @@ impl Importer {
     files: &[PackageFile<'_>],
     copy: bool,
   ) -> Result<usize, LinkError> {
-    let marker = files
-      .iter()
-      .position(|f| f.path == "package.json")
-      .unwrap_or(files.len().saturating_sub(1));
+    let marker = files.iter().position(|f| f.path == "package.json").unwrap_or(files.len().saturating_sub(1));
     if let Some(m) = files.get(marker) {
       if dest.join(m.path).exists() {
         return Ok(0);
       }
     }
     let mkdir = |path: &Path| {
-      std::fs::create_dir_all(path).map_err(|source| LinkError::Mkdir {
-        path: path.into(),
-        source,
-      })
+      std::fs::create_dir_all(path).map_err(|source| LinkError::Mkdir { path: path.into(), source })
     };
     mkdir(dest)?;
     let mut dirs: HashSet<&Path> = HashSet::new();
@@ -153,9 +142,7 @@ impl Importer {
       let method = self.ladder[rung.min(self.ladder.len() - 1)];
       match place_with(method, file, to) {
         Ok(()) => {
-          let _ = self
-            .used
-            .compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
+          let _ = self.used.compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
           return Ok(());
         }
         Err(e) => {
@@ -165,9 +152,7 @@ impl Importer {
           let exdev = e.raw_os_error() == Some(libc::EXDEV);
           if can_fall && (self.method != ImportMethod::Hardlink || exdev || method != HARDLINK) {
             let _ =
-              self
-                .rung
-                .compare_exchange(rung as u8, rung as u8 + 1, Ordering::Relaxed, Ordering::Relaxed);
+              self.rung.compare_exchange(rung as u8, rung as u8 + 1, Ordering::Relaxed, Ordering::Relaxed);
             continue;
           }
           return Err(LinkError::Import {
@@ -239,36 +224,21 @@ mod tests {
 
   #[test]
   fn imports_with_every_method() {
-    for method in [
-      ImportMethod::Auto,
-      ImportMethod::Hardlink,
-      ImportMethod::Copy,
-      ImportMethod::CloneOrCopy,
-    ] {
+    for method in [ImportMethod::Auto, ImportMethod::Hardlink, ImportMethod::Copy, ImportMethod::CloneOrCopy]
+    {
       let (dir, a, b) = setup();
       let importer = Importer::new(method);
       let dest = dir.path().join("pkg");
       let files = [
-        PackageFile {
-          path: "package.json",
-          blob: &a,
-          executable: false,
-        },
-        PackageFile {
-          path: "bin/cli",
-          blob: &b,
-          executable: true,
-        },
+        PackageFile { path: "package.json", blob: &a, executable: false },
+        PackageFile { path: "bin/cli", blob: &b, executable: true },
       ];
       assert_eq!(importer.import_package(&dest, &files, false).unwrap(), 2);
       assert_eq!(std::fs::read(dest.join("bin/cli")).unwrap(), b"#!/bin/sh\n");
       #[cfg(unix)]
       {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dest.join("bin/cli"))
-          .unwrap()
-          .permissions()
-          .mode();
+        let mode = std::fs::metadata(dest.join("bin/cli")).unwrap().permissions().mode();
         assert_eq!(
           mode & 0o111,
           if method == ImportMethod::Copy || method == ImportMethod::CloneOrCopy {

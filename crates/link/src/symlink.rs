@@ -25,11 +25,7 @@ pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
 pub fn symlink_dir(target: &Path, link: &Path) -> Result<(), LinkError> {
   let parent = link.parent().unwrap_or(Path::new("."));
   let relative = relative_path(parent, target);
-  let err = |source| LinkError::Symlink {
-    link: link.to_path_buf(),
-    target: target.to_path_buf(),
-    source,
-  };
+  let err = |source| LinkError::Symlink { link: link.to_path_buf(), target: target.to_path_buf(), source };
   match make_symlink(&relative, link) {
     Ok(()) => Ok(()),
     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -92,39 +92,18 @@ mod tests {
   fn references_resolve_like_pnpm() {
     let snap = |s: &str| DependencyRef::Snapshot(s.to_string());
     assert_eq!(ref_to_dep_path("1.0.0", "foo"), snap("foo@1.0.0"));
-    assert_eq!(
-      ref_to_dep_path("1.0.0(bar@2.0.0)", "foo"),
-      snap("foo@1.0.0(bar@2.0.0)")
-    );
+    assert_eq!(ref_to_dep_path("1.0.0(bar@2.0.0)", "foo"), snap("foo@1.0.0(bar@2.0.0)"));
     assert_eq!(ref_to_dep_path("bar@1.0.0", "foo"), snap("bar@1.0.0"));
     assert_eq!(ref_to_dep_path("@s/bar@1.0.0", "foo"), snap("@s/bar@1.0.0"));
     assert_eq!(ref_to_dep_path("file:../x", "foo"), snap("foo@file:../x"));
-    assert_eq!(
-      ref_to_dep_path("https://h/x@1.tgz", "foo"),
-      snap("foo@https://h/x@1.tgz")
-    );
-    assert_eq!(
-      ref_to_dep_path("link:../x", "foo"),
-      DependencyRef::Link("../x".into())
-    );
+    assert_eq!(ref_to_dep_path("https://h/x@1.tgz", "foo"), snap("foo@https://h/x@1.tgz"));
+    assert_eq!(ref_to_dep_path("link:../x", "foo"), DependencyRef::Link("../x".into()));
   }
 
   #[test]
   fn package_keys_split_at_the_version_at() {
-    assert_eq!(
-      parse_pkg_key("@s/foo@1.0.0"),
-      Some(PkgKey {
-        name: "@s/foo",
-        version: "1.0.0"
-      })
-    );
-    assert_eq!(
-      parse_pkg_key("foo@file:../a@b"),
-      Some(PkgKey {
-        name: "foo",
-        version: "file:../a@b"
-      })
-    );
+    assert_eq!(parse_pkg_key("@s/foo@1.0.0"), Some(PkgKey { name: "@s/foo", version: "1.0.0" }));
+    assert_eq!(parse_pkg_key("foo@file:../a@b"), Some(PkgKey { name: "foo", version: "file:../a@b" }));
     assert_eq!(parse_pkg_key("foo"), None);
     assert_eq!(parse_pkg_key("@"), None);
     assert_eq!(parse_pkg_key(""), None);
@@ -135,14 +114,8 @@ mod tests {
   fn slot_names_match_pnpm() {
     assert_eq!(dep_path_to_filename("foo@1.0.0", 120), "foo@1.0.0");
     assert_eq!(dep_path_to_filename("@scope/foo@1.0.0", 120), "@scope+foo@1.0.0");
-    assert_eq!(
-      dep_path_to_filename("foo@1.0.0(bar@2.0.0)(baz@3.0.0)", 120),
-      "foo@1.0.0_bar@2.0.0_baz@3.0.0"
-    );
-    assert_eq!(
-      dep_path_to_filename("file:packages/foo", 120),
-      "file+packages+foo"
-    );
+    assert_eq!(dep_path_to_filename("foo@1.0.0(bar@2.0.0)(baz@3.0.0)", 120), "foo@1.0.0_bar@2.0.0_baz@3.0.0");
+    assert_eq!(dep_path_to_filename("file:packages/foo", 120), "file+packages+foo");
     assert_eq!(dep_path_to_filename("file:Pkg", 120), "file+Pkg");
     assert_eq!(
       dep_path_to_filename(

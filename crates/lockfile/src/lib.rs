@@ -16,4 +16,6 @@ pub use model::{
   DependencyRef, Importer, ImporterDependency, Lockfile, PackageInfo, Resolution, ResolutionFields, Snapshot,
 };
 pub use platform::{is_platform_compatible, Host, SupportedArchitectures};
-pub use read::{read_lockfile, LockfileSource, LOCKFILE_NAME};
+pub use read::{
+  lockfile_from_value, parse_lockfile, read_lockfile, read_lockfile_text, LockfileSource, LOCKFILE_NAME,
+};

@@ -100,11 +100,7 @@ pub enum Resolution {
   /// From the registry: URL derived from name and version.
   Registry { integrity: String },
   /// From an explicit tarball URL (or a `file:` tarball).
-  Tarball {
-    url: String,
-    integrity: Option<String>,
-    path: Option<String>,
-  },
+  Tarball { url: String, integrity: Option<String>, path: Option<String> },
   /// A local directory (`file:` dependency on a folder), relative to the lockfile's directory.
   Directory { directory: String },
   /// A git repository (not installable by this version).
@@ -121,21 +117,14 @@ impl ResolutionFields {
       });
     }
     if let Some(directory) = &self.directory {
-      return Some(Resolution::Directory {
-        directory: directory.clone(),
-      });
+      return Some(Resolution::Directory { directory: directory.clone() });
     }
     if self.kind.as_deref() == Some("git") {
-      return Some(Resolution::Git {
-        repo: self.repo.clone()?,
-        commit: self.commit.clone()?,
-      });
+      return Some(Resolution::Git { repo: self.repo.clone()?, commit: self.commit.clone()? });
     }
     if self.kind.is_none() {
       if let Some(integrity) = &self.integrity {
-        return Some(Resolution::Registry {
-          integrity: integrity.clone(),
-        });
+        return Some(Resolution::Registry { integrity: integrity.clone() });
       }
     }
     None

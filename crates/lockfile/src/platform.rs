@@ -24,19 +24,8 @@ impl Host {
       "powerpc64" => "ppc64",
       other => other,
     };
-    let libc = (os == "linux").then(|| {
-      if cfg!(target_env = "musl") {
-        "musl"
-      } else {
-        "glibc"
-      }
-      .to_string()
-    });
-    Host {
-      os: os.to_string(),
-      cpu: cpu.to_string(),
-      libc,
-    }
+    let libc = (os == "linux").then(|| if cfg!(target_env = "musl") { "musl" } else { "glibc" }.to_string());
+    Host { os: os.to_string(), cpu: cpu.to_string(), libc }
   }
 }
 
@@ -58,16 +47,9 @@ pub fn is_platform_compatible(
 ) -> Option<String> {
   let values = |list: &Option<Vec<String>>, current: &str| -> Vec<String> {
     match list {
-      Some(l) if !l.is_empty() => l
-        .iter()
-        .map(|v| {
-          if v == "current" {
-            current.to_string()
-          } else {
-            v.clone()
-          }
-        })
-        .collect(),
+      Some(l) if !l.is_empty() => {
+        l.iter().map(|v| if v == "current" { current.to_string() } else { v.clone() }).collect()
+      }
       _ => vec![current.to_string()],
     }
   };
@@ -115,11 +97,7 @@ mod tests {
   use super::*;
 
   fn host() -> Host {
-    Host {
-      os: "linux".into(),
-      cpu: "x64".into(),
-      libc: Some("glibc".into()),
-    }
+    Host { os: "linux".into(), cpu: "x64".into(), libc: Some("glibc".into()) }
   }
   fn v(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -134,11 +112,7 @@ mod tests {
     assert!(is_platform_compatible(Some(&v(&["!linux"])), None, None, &host(), &none).is_some());
     assert!(is_platform_compatible(None, Some(&v(&["arm64"])), None, &host(), &none).is_some());
     assert!(is_platform_compatible(None, None, Some(&v(&["musl"])), &host(), &none).is_some());
-    let mac = Host {
-      os: "darwin".into(),
-      cpu: "arm64".into(),
-      libc: None,
-    };
+    let mac = Host { os: "darwin".into(), cpu: "arm64".into(), libc: None };
     assert!(is_platform_compatible(None, None, Some(&v(&["musl"])), &mac, &none).is_none());
   }
 

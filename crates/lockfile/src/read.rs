@@ -19,50 +19,57 @@ pub enum LockfileSource {
 
 /// Reads, parses and validates a lockfile. Returns it with the path of the file (if any).
 pub fn read_lockfile(source: LockfileSource) -> Result<(Lockfile, Option<PathBuf>), LockfileError> {
-  let (lockfile, path) = match source {
+  match source {
     LockfileSource::Path(path) => {
-      let file = if path.is_dir() {
-        path.join(LOCKFILE_NAME)
-      } else {
-        path
-      };
-      let text = match std::fs::read_to_string(&file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-          return Err(LockfileError::NotFound { path: file })
-        }
-        Err(source) => return Err(LockfileError::Io { path: file, source }),
-      };
-      (parse_yaml(&text, &file)?, Some(file))
+      let (text, file) = read_lockfile_text(&path)?;
+      Ok((parse_lockfile(&text, &file)?, Some(file)))
     }
-    LockfileSource::Value(value) => {
-      check_version_value(&value)?;
-      let lockfile = serde_json::from_value::<Lockfile>(value).map_err(|e| LockfileError::Broken {
-        location: "the lockfile object".into(),
-        message: e.to_string(),
-      })?;
-      (lockfile, None)
-    }
-  };
+    LockfileSource::Value(value) => Ok((lockfile_from_value(value)?, None)),
+  }
+}
+
+/// The text of `pnpm-lock.yaml` at `path` (the file, or the directory holding it).
+pub fn read_lockfile_text(path: &Path) -> Result<(String, PathBuf), LockfileError> {
+  let file = if path.is_dir() { path.join(LOCKFILE_NAME) } else { path.to_path_buf() };
+  match std::fs::read_to_string(&file) {
+    Ok(text) => Ok((text, file)),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LockfileError::NotFound { path: file }),
+    Err(source) => Err(LockfileError::Io { path: file, source }),
+  }
+}
+
+/// Parses and validates lockfile text; `file` names it in errors.
+pub fn parse_lockfile(text: &str, file: &Path) -> Result<Lockfile, LockfileError> {
+  let lockfile = parse_yaml(text, file)?;
   validate(&lockfile)?;
-  Ok((lockfile, path))
+  Ok(lockfile)
+}
+
+/// Validates an already-parsed lockfile (a JS object, say).
+pub fn lockfile_from_value(value: serde_json::Value) -> Result<Lockfile, LockfileError> {
+  check_version_value(&value)?;
+  let lockfile = serde_json::from_value::<Lockfile>(value)
+    .map_err(|e| LockfileError::Broken { location: "the lockfile object".into(), message: e.to_string() })?;
+  validate(&lockfile)?;
+  Ok(lockfile)
 }
 
 fn parse_yaml(text: &str, file: &Path) -> Result<Lockfile, LockfileError> {
-  let broken = |message: String| LockfileError::Broken {
-    location: file.display().to_string(),
-    message,
-  };
-  // Check the version first, so an old lockfile gets the version error rather than a
-  // shape error from fields that changed meaning.
-  #[derive(serde::Deserialize)]
-  #[serde(rename_all = "camelCase")]
-  struct VersionOnly {
-    lockfile_version: Option<serde_json::Value>,
-  }
-  match serde_saphyr::from_str::<VersionOnly>(text) {
-    Ok(v) => check_version_value(&serde_json::json!({ "lockfileVersion": v.lockfile_version }))?,
-    Err(e) => return Err(broken(e.to_string())),
+  let broken = |message: String| LockfileError::Broken { location: file.display().to_string(), message };
+  // The version is checked first so an old lockfile gets the version error rather than a
+  // shape error. A line scan suffices: parsing the whole document twice would double the
+  // cost of the hot path.
+  let version = text
+    .lines()
+    .find_map(|line| line.strip_prefix("lockfileVersion:"))
+    .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string());
+  match version {
+    Some(v) => check_version_value(&serde_json::json!({ "lockfileVersion": v }))?,
+    None => {
+      // Not at the start of a line: let the parser say what is wrong, or report it missing.
+      let lockfile = serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| broken(e.to_string()))?;
+      check_version_value(&lockfile)?;
+    }
   }
   serde_saphyr::from_str::<Lockfile>(text).map_err(|e| broken(e.to_string()))
 }
@@ -94,21 +101,15 @@ fn validate(lockfile: &Lockfile) -> Result<(), LockfileError> {
     check_name(alias, referrer)?;
     if let DependencyRef::Snapshot(dep_path) = ref_to_dep_path(reference, alias) {
       if !lockfile.snapshots.contains_key(&dep_path) {
-        return Err(LockfileError::MissingDependency {
-          missing: dep_path,
-          referrer: referrer.to_string(),
-        });
+        return Err(LockfileError::MissingDependency { missing: dep_path, referrer: referrer.to_string() });
       }
     }
     Ok(())
   };
   for (id, importer) in &lockfile.importers {
     let referrer = format!("importers['{id}']");
-    for (alias, dep) in importer
-      .dependencies
-      .iter()
-      .chain(&importer.dev_dependencies)
-      .chain(&importer.optional_dependencies)
+    for (alias, dep) in
+      importer.dependencies.iter().chain(&importer.dev_dependencies).chain(&importer.optional_dependencies)
     {
       check_ref(alias, &dep.version, &referrer)?;
     }
@@ -124,10 +125,7 @@ fn validate(lockfile: &Lockfile) -> Result<(), LockfileError> {
     };
     check_name(parsed.name, &referrer)?;
     let Some(package) = lockfile.packages.get(pkg_key) else {
-      return Err(LockfileError::MissingDependency {
-        missing: pkg_key.to_string(),
-        referrer,
-      });
+      return Err(LockfileError::MissingDependency { missing: pkg_key.to_string(), referrer });
     };
     if package.resolution.classify().is_none() {
       return Err(LockfileError::UnsupportedResolution {
@@ -135,11 +133,7 @@ fn validate(lockfile: &Lockfile) -> Result<(), LockfileError> {
         detail: "no integrity, tarball or directory".into(),
       });
     }
-    for (alias, reference) in snapshot
-      .dependencies
-      .iter()
-      .chain(&snapshot.optional_dependencies)
-    {
+    for (alias, reference) in snapshot.dependencies.iter().chain(&snapshot.optional_dependencies) {
       check_ref(alias, reference, &referrer)?;
     }
   }
@@ -148,10 +142,8 @@ fn validate(lockfile: &Lockfile) -> Result<(), LockfileError> {
 
 /// npm names: optional `@scope/`, then one path segment; nothing that walks directories.
 fn check_name(name: &str, referrer: &str) -> Result<(), LockfileError> {
-  let bad = || LockfileError::InvalidDependencyName {
-    name: name.to_string(),
-    referrer: referrer.to_string(),
-  };
+  let bad =
+    || LockfileError::InvalidDependencyName { name: name.to_string(), referrer: referrer.to_string() };
   let segment_ok =
     |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']) && !s.starts_with('.');
   match name.strip_prefix('@') {
@@ -173,9 +165,7 @@ mod tests {
   use super::*;
 
   fn parse(text: &str) -> Result<Lockfile, LockfileError> {
-    let lockfile = parse_yaml(text, Path::new("pnpm-lock.yaml"))?;
-    validate(&lockfile)?;
-    Ok(lockfile)
+    parse_lockfile(text, Path::new("pnpm-lock.yaml"))
   }
 
   const GOOD: &str = "lockfileVersion: '9.0'
@@ -211,21 +201,13 @@ snapshots:
   }
 
   fn code(err: LockfileError) -> String {
-    miette::Diagnostic::code(&err)
-      .map(|c| c.to_string())
-      .unwrap_or_default()
+    miette::Diagnostic::code(&err).map(|c| c.to_string()).unwrap_or_default()
   }
 
   #[test]
   fn rejects_other_versions_and_broken_yaml() {
-    assert_eq!(
-      code(parse("lockfileVersion: '6.0'\n").unwrap_err()),
-      "ERR_PNPM_LOCKFILE_BREAKING_CHANGE"
-    );
-    assert_eq!(
-      code(parse("lockfileVersion: 5.4\n").unwrap_err()),
-      "ERR_PNPM_LOCKFILE_BREAKING_CHANGE"
-    );
+    assert_eq!(code(parse("lockfileVersion: '6.0'\n").unwrap_err()), "ERR_PNPM_LOCKFILE_BREAKING_CHANGE");
+    assert_eq!(code(parse("lockfileVersion: 5.4\n").unwrap_err()), "ERR_PNPM_LOCKFILE_BREAKING_CHANGE");
     assert_eq!(
       code(parse("lockfileVersion: '9.0'\nimporters: [\n").unwrap_err()),
       "ERR_PNPM_BROKEN_LOCKFILE"
@@ -239,35 +221,18 @@ snapshots:
     let err = parse(&text).unwrap_err();
     assert!(err.to_string().contains("bar@2.0.0"), "{err}");
     assert_eq!(code(err), "ERR_PNPM_LOCKFILE_MISSING_DEPENDENCY");
-    let text = GOOD.replace(
-      "  qux@1.0.0:\n    resolution: {tarball: 'http://127.0.0.1/qux.tgz'}\n",
-      "",
-    );
-    assert_eq!(
-      code(parse(&text).unwrap_err()),
-      "ERR_PNPM_LOCKFILE_MISSING_DEPENDENCY"
-    );
+    let text = GOOD.replace("  qux@1.0.0:\n    resolution: {tarball: 'http://127.0.0.1/qux.tgz'}\n", "");
+    assert_eq!(code(parse(&text).unwrap_err()), "ERR_PNPM_LOCKFILE_MISSING_DEPENDENCY");
   }
 
   #[test]
   fn rejects_names_that_walk_out_of_node_modules() {
-    for name in [
-      "../../etc",
-      "node_modules/../x",
-      "@scope/../x",
-      ".bin",
-      "@x",
-      "a\\b",
-    ] {
+    for name in ["../../etc", "node_modules/../x", "@scope/../x", ".bin", "@x", "a\\b"] {
       let text = GOOD.replace(
         "    dependencies:\n      bar: 2.0.0",
         &format!("    dependencies:\n      '{name}': bar@2.0.0"),
       );
-      assert_eq!(
-        code(parse(&text).unwrap_err()),
-        "ERR_PNPM_INVALID_DEPENDENCY_NAME",
-        "{name}"
-      );
+      assert_eq!(code(parse(&text).unwrap_err()), "ERR_PNPM_INVALID_DEPENDENCY_NAME", "{name}");
     }
   }
 }

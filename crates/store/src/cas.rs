@@ -51,10 +51,7 @@ impl BlobWriter {
     if self.placed.contains(&key) {
       return Ok(path);
     }
-    let err = |source: std::io::Error| StoreError::Write {
-      path: path.clone(),
-      source,
-    };
+    let err = |source: std::io::Error| StoreError::Write { path: path.clone(), source };
     let placed = match self.place_new(&path, bytes, executable) {
       // The shard directory is missing (a store created by someone else, pruned, …).
       Err(e) if e.kind() == std::io::ErrorKind::NotFound => path
@@ -144,23 +141,14 @@ mod linux {
   /// up if the process dies half way.
   pub fn place_unnamed(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = std::fs::OpenOptions::new()
-      .write(true)
-      .custom_flags(libc::O_TMPFILE)
-      .mode(mode)
-      .open(dir)?;
+    let mut file =
+      std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(mode).open(dir)?;
     file.write_all(bytes)?;
     let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     let to = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: both are valid NUL-terminated paths; `file` keeps the descriptor open.
     let rc = unsafe {
-      libc::linkat(
-        libc::AT_FDCWD,
-        from.as_ptr(),
-        libc::AT_FDCWD,
-        to.as_ptr(),
-        libc::AT_SYMLINK_FOLLOW,
-      )
+      libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
     };
     if rc == 0 {
       Ok(())
@@ -172,10 +160,8 @@ mod linux {
   /// The file system or the kernel cannot do it (or `/proc` is not mounted): use a named
   /// temporary instead.
   pub fn unsupported(e: &std::io::Error) -> bool {
-    matches!(
-      e.raw_os_error(),
-      Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
-    ) || (e.kind() == std::io::ErrorKind::NotFound && !Path::new("/proc/self/fd").exists())
+    matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL))
+      || (e.kind() == std::io::ErrorKind::NotFound && !Path::new("/proc/self/fd").exists())
   }
 }
 
@@ -196,10 +182,7 @@ mod tests {
     #[cfg(unix)]
     {
       use std::os::unix::fs::PermissionsExt;
-      assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o111,
-        0o111
-      );
+      assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o111, 0o111);
     }
     // No temporary file is left behind.
     let shard = path.parent().unwrap();
@@ -214,20 +197,14 @@ mod tests {
     let store = StoreDir::new(dir.path());
     store.init().unwrap();
     let hex = sha512_hex(b"shared");
-    let first = BlobWriter::new(store.clone())
-      .write(&hex, b"shared", false)
-      .unwrap();
+    let first = BlobWriter::new(store.clone()).write(&hex, b"shared", false).unwrap();
     let inode = std::fs::metadata(&first).unwrap().ino();
     // Another install (a new writer) brings the same file: the blob is left as it is.
-    BlobWriter::new(store.clone())
-      .write(&hex, b"shared", false)
-      .unwrap();
+    BlobWriter::new(store.clone()).write(&hex, b"shared", false).unwrap();
     assert_eq!(std::fs::metadata(&first).unwrap().ino(), inode);
     // A torn blob (a writer died) is replaced by the whole one.
     std::fs::write(&first, b"sha").unwrap();
-    BlobWriter::new(store.clone())
-      .write(&hex, b"shared", false)
-      .unwrap();
+    BlobWriter::new(store.clone()).write(&hex, b"shared", false).unwrap();
     assert_eq!(std::fs::read(&first).unwrap(), b"shared");
   }
 }

@@ -14,11 +14,8 @@ impl StoreDir {
   /// Appends `v11` unless the path already ends in it, as pnpm does.
   pub fn new(store_dir: impl Into<PathBuf>) -> Self {
     let dir: PathBuf = store_dir.into();
-    let root = if dir.file_name().is_some_and(|n| n == STORE_VERSION) {
-      dir
-    } else {
-      dir.join(STORE_VERSION)
-    };
+    let root =
+      if dir.file_name().is_some_and(|n| n == STORE_VERSION) { dir } else { dir.join(STORE_VERSION) };
     StoreDir { root }
   }
 
@@ -60,11 +57,7 @@ impl StoreDir {
 /// pnpm's default store location (before the `v11` suffix): `$PNPM_HOME/store`, else
 /// `$XDG_DATA_HOME/pnpm/store`, else the platform's data directory.
 pub fn default_store_dir() -> Option<PathBuf> {
-  let env = |name: &str| {
-    std::env::var_os(name)
-      .filter(|v| !v.is_empty())
-      .map(PathBuf::from)
-  };
+  let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
   if let Some(home) = env("PNPM_HOME") {
     return Some(home.join("store"));
   }
@@ -91,10 +84,7 @@ mod tests {
     assert_eq!(store.root(), Path::new("/s/v11"));
     assert_eq!(StoreDir::new("/s/v11").root(), Path::new("/s/v11"));
     let hex = format!("ab{}", "c".repeat(126));
-    assert_eq!(
-      store.blob_path(&hex, false),
-      PathBuf::from(format!("/s/v11/files/ab/{}", "c".repeat(126)))
-    );
+    assert_eq!(store.blob_path(&hex, false), PathBuf::from(format!("/s/v11/files/ab/{}", "c".repeat(126))));
     assert_eq!(
       store.blob_path(&hex, true),
       PathBuf::from(format!("/s/v11/files/ab/{}-exec", "c".repeat(126)))

@@ -20,26 +20,20 @@ pub fn index_key(integrity: &str, pkg_id: &str) -> String {
 /// would have created.
 fn open(store: &StoreDir) -> Result<Connection, StoreError> {
   let path = store.index_db();
-  std::fs::create_dir_all(store.root()).map_err(|source| StoreError::Write {
-    path: store.root().to_path_buf(),
-    source,
-  })?;
-  let err = |source| StoreError::IndexOpen {
-    path: path.clone(),
-    source,
-  };
+  std::fs::create_dir_all(store.root())
+    .map_err(|source| StoreError::Write { path: store.root().to_path_buf(), source })?;
+  let err = |source| StoreError::IndexOpen { path: path.clone(), source };
   let conn = Connection::open_with_flags(
     &path,
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
   )
   .map_err(err)?;
   // busy_timeout first: every later statement may meet another process's lock.
-  conn
-    .busy_timeout(std::time::Duration::from_millis(5000))
-    .map_err(err)?;
-  conn
-    .execute_batch(
-      "PRAGMA journal_mode=WAL;
+  conn.busy_timeout(std::time::Duration::from_millis(5000)).map_err(err)?;
+  // Switching to WAL and creating the table take locks that a concurrent opener (another
+  // install, pnpm) may hold for a moment, and SQLite does not always wait for those on its
+  // own: retry for as long as the busy timeout would have waited.
+  let setup = "PRAGMA journal_mode=WAL;
        PRAGMA synchronous=NORMAL;
        PRAGMA mmap_size=536870912;
        PRAGMA cache_size=-32000;
@@ -48,10 +42,25 @@ fn open(store: &StoreDir) -> Result<Connection, StoreError> {
        CREATE TABLE IF NOT EXISTS package_index (
          key TEXT PRIMARY KEY,
          data BLOB NOT NULL
-       ) WITHOUT ROWID;",
-    )
-    .map_err(err)?;
+       ) WITHOUT ROWID;";
+  let deadline = std::time::Instant::now() + std::time::Duration::from_millis(5000);
+  loop {
+    match conn.execute_batch(setup) {
+      Ok(()) => break,
+      Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+      }
+      Err(e) => return Err(err(e)),
+    }
+  }
   Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+  matches!(
+    e.sqlite_error_code(),
+    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+  )
 }
 
 /// Reads rows in batches.
@@ -62,32 +71,21 @@ pub struct IndexReader {
 
 impl IndexReader {
   pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
-    Ok(IndexReader {
-      conn: open(store)?,
-      path: store.index_db(),
-    })
+    Ok(IndexReader { conn: open(store)?, path: store.index_db() })
   }
 
   /// How many packages the index holds.
   pub fn count(&self) -> Result<usize, StoreError> {
     self
       .conn
-      .query_row("SELECT COUNT(*) FROM package_index", [], |row| {
-        row.get::<_, i64>(0)
-      })
+      .query_row("SELECT COUNT(*) FROM package_index", [], |row| row.get::<_, i64>(0))
       .map(|n| n as usize)
-      .map_err(|source| StoreError::IndexQuery {
-        path: self.path.clone(),
-        source,
-      })
+      .map_err(|source| StoreError::IndexQuery { path: self.path.clone(), source })
   }
 
   /// Fetches the rows for all `keys` that exist, in a few queries rather than one per key.
   pub fn get_many(&self, keys: &[&str]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-    let err = |source| StoreError::IndexQuery {
-      path: self.path.clone(),
-      source,
-    };
+    let err = |source| StoreError::IndexQuery { path: self.path.clone(), source };
     let mut rows = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
       let placeholders = vec!["?"; chunk.len()].join(",");
@@ -95,10 +93,7 @@ impl IndexReader {
       let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
       let mut result = stmt.query(params_from_iter(chunk.iter())).map_err(err)?;
       while let Some(row) = result.next().map_err(err)? {
-        rows.insert(
-          row.get::<_, String>(0).map_err(err)?,
-          row.get::<_, Vec<u8>>(1).map_err(err)?,
-        );
+        rows.insert(row.get::<_, String>(0).map_err(err)?, row.get::<_, Vec<u8>>(1).map_err(err)?);
       }
     }
     Ok(rows)
@@ -125,14 +120,8 @@ impl IndexWriter {
     let thread = std::thread::Builder::new()
       .name("pacquet-index-writer".into())
       .spawn(move || write_loop(conn, path, rx))
-      .map_err(|source| StoreError::Write {
-        path: store.index_db(),
-        source,
-      })?;
-    Ok(IndexWriter {
-      tx: Some(tx),
-      thread: Some(thread),
-    })
+      .map_err(|source| StoreError::Write { path: store.index_db(), source })?;
+    Ok(IndexWriter { tx: Some(tx), thread: Some(thread) })
   }
 
   /// Queues a row. Call only once every blob the row names is in place.
@@ -170,16 +159,16 @@ impl Drop for IndexWriter {
 }
 
 fn write_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Message>) -> Result<usize, StoreError> {
-  let err = |source| StoreError::IndexQuery {
-    path: path.clone(),
-    source,
-  };
+  let err = |source| StoreError::IndexQuery { path: path.clone(), source };
   let mut written = 0;
   let mut first_error = None;
   while let Ok(first) = rx.recv() {
+    // Rows trickle in as packages finish; gathering them for a few milliseconds turns
+    // hundreds of one-row transactions (each a WAL commit) into a few dozen.
     let mut batch = vec![first];
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(20);
     while batch.len() < 256 {
-      match rx.try_recv() {
+      match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
         Ok(m) => batch.push(m),
         Err(_) => break,
       }
@@ -228,9 +217,7 @@ mod tests {
     writer.put(index_key("sha512-y", "b@1.0.0"), vec![4]);
     assert_eq!(writer.finish().unwrap(), 2);
     let reader = IndexReader::open(&store).unwrap();
-    let rows = reader
-      .get_many(&["sha512-x\ta@1.0.0", "sha512-z\tc@1.0.0"])
-      .unwrap();
+    let rows = reader.get_many(&["sha512-x\ta@1.0.0", "sha512-z\tc@1.0.0"]).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows["sha512-x\ta@1.0.0"], vec![1, 2, 3]);
   }

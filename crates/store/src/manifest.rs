@@ -34,10 +34,7 @@ pub fn bundled_manifest(package_json: &Value) -> Option<Value> {
   let mut scripts = Map::new();
   if let Some(all) = obj.get("scripts").and_then(Value::as_object) {
     for name in LIFECYCLE_SCRIPTS {
-      if let Some(s) = all
-        .get(name)
-        .filter(|s| s.as_str().is_some_and(|s| !s.is_empty()))
-      {
+      if let Some(s) = all.get(name).filter(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
         scripts.insert(name.to_string(), s.clone());
       }
     }
@@ -46,13 +43,7 @@ pub fn bundled_manifest(package_json: &Value) -> Option<Value> {
     return None;
   }
   let mut out = Map::new();
-  out.insert(
-    "version".into(),
-    obj
-      .get("version")
-      .map(clean_version)
-      .unwrap_or_else(|| Value::from("0.0.0")),
-  );
+  out.insert("version".into(), obj.get("version").map(clean_version).unwrap_or_else(|| Value::from("0.0.0")));
   out.extend(kept);
   if !scripts.is_empty() {
     out.insert("scripts".into(), Value::Object(scripts));
@@ -70,15 +61,9 @@ fn clean_version(v: &Value) -> Value {
 
 /// pnpm's rule: install scripts, a `binding.gyp`, or files under `.hooks/`.
 pub fn requires_build<'a>(manifest: Option<&Value>, mut paths: impl Iterator<Item = &'a str>) -> bool {
-  let has_script = manifest
-    .and_then(|m| m.get("scripts"))
-    .and_then(Value::as_object)
-    .is_some_and(|s| {
-      LIFECYCLE_SCRIPTS.iter().any(|n| {
-        s.get(*n)
-          .is_some_and(|v| v.as_str().is_some_and(|v| !v.is_empty()))
-      })
-    });
+  let has_script = manifest.and_then(|m| m.get("scripts")).and_then(Value::as_object).is_some_and(|s| {
+    LIFECYCLE_SCRIPTS.iter().any(|n| s.get(*n).is_some_and(|v| v.as_str().is_some_and(|v| !v.is_empty())))
+  });
   has_script || paths.any(|p| p == "binding.gyp" || p.starts_with(".hooks/"))
 }
 

@@ -93,10 +93,7 @@ pub enum DecodeError {
 
   #[error("index row field `{field}` is not {expected}")]
   #[diagnostic(code(ERR_PACQUET_STORE_INDEX_ROW_INVALID_FIELD))]
-  InvalidField {
-    field: &'static str,
-    expected: &'static str,
-  },
+  InvalidField { field: &'static str, expected: &'static str },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,11 +169,7 @@ impl Encoder {
     self.map_header(files.len());
     for (path, info) in files {
       self.str(path);
-      let names = if info.checked_at.is_some() {
-        &FILE_FIELDS[..]
-      } else {
-        &FILE_FIELDS[..3]
-      };
+      let names = if info.checked_at.is_some() { &FILE_FIELDS[..] } else { &FILE_FIELDS[..3] };
       self.record_header(names);
       self.str(&info.digest);
       self.uint(u64::from(info.mode));
@@ -399,21 +392,13 @@ fn array_index(key: &str) -> Option<u32> {
 /// [`DecodeError`] for malformed msgpack or a value that is not a `PackageFilesIndex`; callers
 /// should treat it as a cache miss. Never panics.
 pub fn decode(bytes: &[u8]) -> Result<PackageFilesIndex, DecodeError> {
-  let mut reader = Reader {
-    buf: bytes,
-    pos: 0,
-    records: vec![None; RECORD_IDS],
-    depth: 0,
-  };
+  let mut reader = Reader { buf: bytes, pos: 0, records: vec![None; RECORD_IDS], depth: 0 };
   let value = reader.value()?;
   let count = bytes.len() - reader.pos;
   if count != 0 {
     return Err(DecodeError::TrailingBytes { count });
   }
-  Schema {
-    budget: bytes.len().saturating_mul(8).saturating_add(1 << 20),
-  }
-  .row(value)
+  Schema { budget: bytes.len().saturating_mul(8).saturating_add(1 << 20) }.row(value)
 }
 
 /// A decoded msgpack value, before it is matched against the row schema.
@@ -444,9 +429,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
   fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
     let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
-    let end = end.ok_or(DecodeError::UnexpectedEof {
-      offset: self.buf.len(),
-    })?;
+    let end = end.ok_or(DecodeError::UnexpectedEof { offset: self.buf.len() })?;
     let slice = &self.buf[self.pos..end];
     self.pos = end;
     Ok(slice)
@@ -518,12 +501,7 @@ impl<'a> Reader<'a> {
         match ext_type {
           RECORD_EXT => self.record_definition(data)?,
           0 => Value::Undefined,
-          _ => {
-            return Err(DecodeError::UnsupportedExtension {
-              ext_type: ext_type as i8,
-              offset,
-            })
-          }
+          _ => return Err(DecodeError::UnsupportedExtension { ext_type: ext_type as i8, offset }),
         }
       }
       // Other extensions (incl. two-byte record ids, which pnpm's options never produce) have no
@@ -536,13 +514,8 @@ impl<'a> Reader<'a> {
           _ => 1,
         };
         let ext_type = self.buf.get(offset + ext_offset).copied();
-        let ext_type = ext_type.ok_or(DecodeError::UnexpectedEof {
-          offset: self.buf.len(),
-        })?;
-        return Err(DecodeError::UnsupportedExtension {
-          ext_type: ext_type as i8,
-          offset,
-        });
+        let ext_type = ext_type.ok_or(DecodeError::UnexpectedEof { offset: self.buf.len() })?;
+        return Err(DecodeError::UnsupportedExtension { ext_type: ext_type as i8, offset });
       }
       0xd9 => {
         let len = usize::from(self.byte()?);
@@ -644,10 +617,7 @@ struct Schema {
 impl Schema {
   fn own(&mut self, key: Cow<'_, str>) -> Result<String, DecodeError> {
     if let Cow::Borrowed(shared) = &key {
-      self.budget = self
-        .budget
-        .checked_sub(shared.len())
-        .ok_or(DecodeError::TooLarge)?;
+      self.budget = self.budget.checked_sub(shared.len()).ok_or(DecodeError::TooLarge)?;
     }
     Ok(key.into_owned())
   }
@@ -666,19 +636,11 @@ impl Schema {
             Some(Value::Bool(b)) => Some(b),
             None => None,
             Some(_) => {
-              return Err(DecodeError::InvalidField {
-                field: "requiresBuild",
-                expected: "a boolean",
-              })
+              return Err(DecodeError::InvalidField { field: "requiresBuild", expected: "a boolean" })
             }
           }
         }
-        "manifest" => {
-          manifest = present(value)
-            .map(|v| self.json(v, "manifest"))
-            .transpose()?
-            .flatten()
-        }
+        "manifest" => manifest = present(value).map(|v| self.json(v, "manifest")).transpose()?.flatten(),
         "files" => files = Some(self.files(value, "files")?),
         "sideEffects" => side_effects = present(value).map(|v| self.side_effects(v)).transpose()?,
         _ => {}
@@ -701,9 +663,7 @@ impl Schema {
       for_each_entry(diff, "sideEffects[]", |key, value| {
         match &*key {
           "added" => {
-            parsed.added = present(value)
-              .map(|v| self.files(v, "sideEffects[].added"))
-              .transpose()?
+            parsed.added = present(value).map(|v| self.files(v, "sideEffects[].added")).transpose()?
           }
           "deleted" => parsed.deleted = present(value).map(to_deleted).transpose()?,
           _ => {}
@@ -772,21 +732,14 @@ fn for_each_entry(
   mut visit: impl FnMut(Cow<'_, str>, Value) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
   match value {
-    Value::Record(keys, values) => keys
-      .iter()
-      .zip(values)
-      .try_for_each(|(key, value)| visit(Cow::Borrowed(key), value)),
+    Value::Record(keys, values) => {
+      keys.iter().zip(values).try_for_each(|(key, value)| visit(Cow::Borrowed(key), value))
+    }
     Value::Map(pairs) => pairs.into_iter().try_for_each(|(key, value)| match key {
       Value::Str(key) => visit(Cow::Owned(key), value),
-      _ => Err(DecodeError::InvalidField {
-        field,
-        expected: "an object with string keys",
-      }),
+      _ => Err(DecodeError::InvalidField { field, expected: "an object with string keys" }),
     }),
-    _ => Err(DecodeError::InvalidField {
-      field,
-      expected: "an object",
-    }),
+    _ => Err(DecodeError::InvalidField { field, expected: "an object" }),
   }
 }
 
@@ -800,14 +753,8 @@ fn present(value: Value) -> Option<Value> {
 
 fn to_deleted(value: Value) -> Result<Vec<String>, DecodeError> {
   match value {
-    Value::Array(items) => items
-      .into_iter()
-      .map(|item| to_string(item, "sideEffects[].deleted[]"))
-      .collect(),
-    _ => Err(DecodeError::InvalidField {
-      field: "sideEffects[].deleted",
-      expected: "an array",
-    }),
+    Value::Array(items) => items.into_iter().map(|item| to_string(item, "sideEffects[].deleted[]")).collect(),
+    _ => Err(DecodeError::InvalidField { field: "sideEffects[].deleted", expected: "an array" }),
   }
 }
 
@@ -820,10 +767,7 @@ fn to_file_info(value: Value) -> Result<FileInfo, DecodeError> {
     match &*key {
       "digest" => digest = Some(to_string(value, "digest")?),
       "mode" => {
-        let invalid = DecodeError::InvalidField {
-          field: "mode",
-          expected: "a 32-bit unsigned integer",
-        };
+        let invalid = DecodeError::InvalidField { field: "mode", expected: "a 32-bit unsigned integer" };
         mode = Some(u32::try_from(to_u64(value, "mode")?).map_err(|_| invalid)?);
       }
       "size" => size = Some(to_u64(value, "size")?),
@@ -843,19 +787,13 @@ fn to_file_info(value: Value) -> Result<FileInfo, DecodeError> {
 fn to_string(value: Value, field: &'static str) -> Result<String, DecodeError> {
   match value {
     Value::Str(s) => Ok(s),
-    _ => Err(DecodeError::InvalidField {
-      field,
-      expected: "a string",
-    }),
+    _ => Err(DecodeError::InvalidField { field, expected: "a string" }),
   }
 }
 
 /// Integers may arrive as doubles (msgpackr writes anything past 32 bits as `float64`).
 fn to_u64(value: Value, field: &'static str) -> Result<u64, DecodeError> {
-  let invalid = DecodeError::InvalidField {
-    field,
-    expected: "a non-negative integer",
-  };
+  let invalid = DecodeError::InvalidField { field, expected: "a non-negative integer" };
   match value {
     Value::UInt(u) => Ok(u),
     Value::Int(i) => u64::try_from(i).map_err(|_| invalid),
@@ -870,10 +808,7 @@ fn to_f64(value: Value, field: &'static str) -> Result<f64, DecodeError> {
     Value::UInt(u) => Ok(u as f64),
     Value::Int(i) => Ok(i as f64),
     Value::Float(f) => Ok(f),
-    _ => Err(DecodeError::InvalidField {
-      field,
-      expected: "a number",
-    }),
+    _ => Err(DecodeError::InvalidField { field, expected: "a number" }),
   }
 }
 

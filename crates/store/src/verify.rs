@@ -77,15 +77,7 @@ mod tests {
 
   fn row_for(digest: &str, size: u64, checked_at: Option<f64>) -> PackageFilesIndex {
     let mut files = indexmap::IndexMap::new();
-    files.insert(
-      "a.txt".to_string(),
-      FileInfo {
-        digest: digest.to_string(),
-        mode: 0o644,
-        size,
-        checked_at,
-      },
-    );
+    files.insert("a.txt".to_string(), FileInfo { digest: digest.to_string(), mode: 0o644, size, checked_at });
     PackageFilesIndex {
       algo: "sha512".into(),
       requires_build: None,
@@ -104,21 +96,13 @@ mod tests {
     let digest = sha512_hex(b"hello");
     let path = writer.write(&digest, b"hello", false).unwrap();
     let verified = VerifiedBlobs::new();
-    let v = Verifier {
-      store: &store,
-      verified: &verified,
-      check: true,
-    };
+    let v = Verifier { store: &store, verified: &verified, check: true };
     // Never checked (checkedAt absent): re-hashed, passes.
     assert!(v.files(&row_for(&digest, 5, None)).is_some());
     // Same size, other bytes: detected and removed.
     std::fs::write(&path, b"jello").unwrap();
     let fresh = VerifiedBlobs::new();
-    let v = Verifier {
-      store: &store,
-      verified: &fresh,
-      check: true,
-    };
+    let v = Verifier { store: &store, verified: &fresh, check: true };
     assert!(v.files(&row_for(&digest, 5, None)).is_none());
     assert!(!path.exists());
     // Missing.

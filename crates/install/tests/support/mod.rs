@@ -44,12 +44,7 @@ impl Registry {
   }
 
   pub fn fail(&self, path: &str, statuses: &[u16]) {
-    self
-      .state
-      .lock()
-      .unwrap()
-      .faults
-      .insert(path.to_string(), statuses.iter().copied().collect());
+    self.state.lock().unwrap().faults.insert(path.to_string(), statuses.iter().copied().collect());
   }
 
   pub fn requests(&self) -> Vec<String> {
@@ -88,10 +83,8 @@ async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         },
       }
     };
-    let head = format!(
-      "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n",
-      body.len()
-    );
+    let head =
+      format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n", body.len());
     if socket.write_all(head.as_bytes()).await.is_err() || socket.write_all(&body).await.is_err() {
       return;
     }
@@ -116,11 +109,7 @@ impl Pkg {
       version,
       files: vec![
         ("package.json".into(), manifest.into_bytes(), 0o644),
-        (
-          "index.js".into(),
-          format!("module.exports = '{name}@{version}'\n").into_bytes(),
-          0o644,
-        ),
+        ("index.js".into(), format!("module.exports = '{name}@{version}'\n").into_bytes(), 0o644),
       ],
       deps: vec![],
       optional: false,
@@ -145,9 +134,7 @@ impl Pkg {
       header.set_size(content.len() as u64);
       header.set_mode(*mode);
       header.set_entry_type(tar::EntryType::Regular);
-      builder
-        .append_data(&mut header, format!("package/{path}"), content.as_slice())
-        .unwrap();
+      builder.append_data(&mut header, format!("package/{path}"), content.as_slice()).unwrap();
     }
     gzip(&builder.into_inner().unwrap())
   }
@@ -165,19 +152,14 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 pub fn integrity(bytes: &[u8]) -> String {
-  format!(
-    "sha512-{}",
-    base64::engine::general_purpose::STANDARD.encode(Sha512::digest(bytes))
-  )
+  format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(bytes)))
 }
 
 /// Publishes the packages and returns a v9 lockfile whose importer depends on `direct`.
 pub fn publish(registry: &Registry, pkgs: &[Pkg], direct: &[(&str, &str)]) -> String {
   let mut text = String::from("lockfileVersion: '9.0'\n\nsettings:\n  autoInstallPeers: true\n  excludeLinksFromLockfile: false\n\nimporters:\n\n  .:\n    dependencies:\n");
   for (alias, version) in direct {
-    text.push_str(&format!(
-      "      '{alias}':\n        specifier: '*'\n        version: '{version}'\n"
-    ));
+    text.push_str(&format!("      '{alias}':\n        specifier: '*'\n        version: '{version}'\n"));
   }
   text.push_str("\npackages:\n\n");
   for p in pkgs {

@@ -57,11 +57,8 @@ fn file_info(v: &Json) -> FileInfo {
 }
 
 fn files(v: &Json) -> IndexMap<String, FileInfo> {
-  let pairs = v
-    .as_array()
-    .unwrap()
-    .iter()
-    .map(|pair| (subst(pair[0].as_str().unwrap()), file_info(&pair[1])));
+  let pairs =
+    v.as_array().unwrap().iter().map(|pair| (subst(pair[0].as_str().unwrap()), file_info(&pair[1])));
   pairs.collect()
 }
 
@@ -78,19 +75,12 @@ fn row_from_json(v: &Json) -> PackageFilesIndex {
     side_effects: v.get("sideEffects").map(|se| {
       let entries = se.as_array().unwrap().iter().map(|pair| {
         let diff = &pair[1];
-        let deleted = diff.get("deleted").map(|d| {
-          d.as_array()
-            .unwrap()
-            .iter()
-            .map(|p| subst(p.as_str().unwrap()))
-            .collect()
-        });
+        let deleted = diff
+          .get("deleted")
+          .map(|d| d.as_array().unwrap().iter().map(|p| subst(p.as_str().unwrap())).collect());
         (
           pair[0].as_str().unwrap().to_owned(),
-          SideEffectsDiff {
-            added: diff.get("added").map(files),
-            deleted,
-          },
+          SideEffectsDiff { added: diff.get("added").map(files), deleted },
         )
       });
       entries.collect()
@@ -138,12 +128,7 @@ fn encodes_byte_identical_to_msgpackr() {
       Some(theirs) => assert_eq!(hex::encode(&ours), hex::encode(&theirs), "{}", vector.name),
       None => {
         assert_eq!(Some(ours.len()), vector.len, "{}", vector.name);
-        assert_eq!(
-          Some(hex::encode(Sha512::digest(&ours))),
-          vector.sha512,
-          "{}",
-          vector.name
-        );
+        assert_eq!(Some(hex::encode(Sha512::digest(&ours))), vector.sha512, "{}", vector.name);
       }
     }
   }
@@ -170,10 +155,7 @@ fn reencoding_pnpm11_and_legacy_rows_is_stable() {
 
 #[test]
 fn pnpm11_writes_undefined_for_a_missing_manifest() {
-  let vector = vectors()
-    .into_iter()
-    .find(|v| v.name == "pnpm11-no-manifest")
-    .unwrap();
+  let vector = vectors().into_iter().find(|v| v.name == "pnpm11-no-manifest").unwrap();
   let bytes = bytes_of(&vector).unwrap();
   // `manifest: undefined` is msgpackr's `d4 00 00`, right after `requiresBuild: false`.
   let pos = bytes.windows(4).position(|w| w == [0xc2, 0xd4, 0x00, 0x00]);
@@ -208,9 +190,8 @@ impl Rng {
 
   /// Random bytes biased towards msgpack markers that start containers, records and lengths.
   fn byte(&mut self) -> u8 {
-    const INTERESTING: [u8; 16] = [
-      0x40, 0x41, 0x7f, 0x91, 0x81, 0xd4, 0x72, 0x00, 0xdc, 0xdd, 0xde, 0xdf, 0xdb, 0xff, 0xcb, 0xa1,
-    ];
+    const INTERESTING: [u8; 16] =
+      [0x40, 0x41, 0x7f, 0x91, 0x81, 0xd4, 0x72, 0x00, 0xdc, 0xdd, 0xde, 0xdf, 0xdb, 0xff, 0xcb, 0xa1];
     if self.below(3) == 0 {
       INTERESTING[self.below(INTERESTING.len())]
     } else {
@@ -272,10 +253,7 @@ fn forged_lengths_fail_without_allocating() {
     let bytes = [marker, 0xff, 0xff, 0xff, 0xff, 0x00];
     assert!(decode(&bytes).is_err(), "{marker:02x}");
   }
-  assert!(matches!(
-    decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
-    Err(DecodeError::UnexpectedEof { .. })
-  ));
+  assert!(matches!(decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::UnexpectedEof { .. })));
 }
 
 #[test]
@@ -313,20 +291,12 @@ fn shared_record_keys_cannot_amplify_memory() {
 }
 
 fn info(digest: &str, mode: u32, size: u64, checked_at: Option<f64>) -> FileInfo {
-  FileInfo {
-    digest: digest.to_owned(),
-    mode,
-    size,
-    checked_at,
-  }
+  FileInfo { digest: digest.to_owned(), mode, size, checked_at }
 }
 
 fn sample_row() -> PackageFilesIndex {
   let mut files = IndexMap::new();
-  files.insert(
-    "package.json".to_owned(),
-    info(&"a".repeat(128), 0o644, 64, Some(1_700_000_000_000.0)),
-  );
+  files.insert("package.json".to_owned(), info(&"a".repeat(128), 0o644, 64, Some(1_700_000_000_000.0)));
   files.insert("index.js".to_owned(), info("b", 0o755, 127, None));
   files.insert("z/y.js".to_owned(), info("c", 64, 0, Some(0.5)));
   PackageFilesIndex {
@@ -351,22 +321,10 @@ fn round_trips_every_optional_combination() {
   let added: IndexMap<String, FileInfo> =
     [("build/a.node".to_owned(), info("d", 0o755, 9, Some(1.0)))].into();
   let diffs = [
-    SideEffectsDiff {
-      added: Some(added.clone()),
-      deleted: Some(vec!["x".to_owned()]),
-    },
-    SideEffectsDiff {
-      added: Some(added),
-      deleted: None,
-    },
-    SideEffectsDiff {
-      added: None,
-      deleted: Some(vec![]),
-    },
-    SideEffectsDiff {
-      added: Some(IndexMap::new()),
-      deleted: None,
-    },
+    SideEffectsDiff { added: Some(added.clone()), deleted: Some(vec!["x".to_owned()]) },
+    SideEffectsDiff { added: Some(added), deleted: None },
+    SideEffectsDiff { added: None, deleted: Some(vec![]) },
+    SideEffectsDiff { added: Some(IndexMap::new()), deleted: None },
     SideEffectsDiff::default(),
   ];
   for requires_build in [None, Some(false), Some(true)] {
@@ -374,21 +332,10 @@ fn round_trips_every_optional_combination() {
       for side_effects in [
         None,
         Some(IndexMap::new()),
-        Some(
-          diffs
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, d)| (format!("k{i}"), d))
-            .collect(),
-        ),
+        Some(diffs.iter().cloned().enumerate().map(|(i, d)| (format!("k{i}"), d)).collect()),
       ] {
-        let row = PackageFilesIndex {
-          requires_build,
-          manifest: manifest.clone(),
-          side_effects,
-          ..sample_row()
-        };
+        let row =
+          PackageFilesIndex { requires_build, manifest: manifest.clone(), side_effects, ..sample_row() };
         assert_same_order(&decode(&encode(&row)).unwrap(), &row, "combination");
       }
     }
@@ -404,19 +351,7 @@ fn integers_64_to_127_are_never_positive_fixints() {
     assert!(bytes.windows(2).any(|w| w == needle), "{needle:02x?}");
   }
   let mut writer = super::Encoder::new();
-  for value in [
-    0u64,
-    63,
-    64,
-    127,
-    128,
-    255,
-    256,
-    65_535,
-    65_536,
-    4_294_967_295,
-    4_294_967_296,
-  ] {
+  for value in [0u64, 63, 64, 127, 128, 255, 256, 65_535, 65_536, 4_294_967_295, 4_294_967_296] {
     writer.uint(value);
   }
   let expected = "003fcc40cc7fcc80ccffcd0100cdffffce00010000ceffffffffcb41f0000000000000";
@@ -462,17 +397,10 @@ fn js_numbers_use_msgpackr_widths() {
 #[test]
 fn record_ids_wrap_after_64_shapes() {
   let shapes: Vec<Json> = (0..66).map(|i| json!({ format!("k{i}"): i })).collect();
-  let row = PackageFilesIndex {
-    manifest: Some(json!({ "s": shapes })),
-    side_effects: None,
-    ..sample_row()
-  };
+  let row = PackageFilesIndex { manifest: Some(json!({ "s": shapes })), side_effects: None, ..sample_row() };
   let bytes = encode(&row);
-  let definitions: Vec<u8> = bytes
-    .windows(3)
-    .filter(|w| w[0] == 0xd4 && w[1] == 0x72)
-    .map(|w| w[2])
-    .collect();
+  let definitions: Vec<u8> =
+    bytes.windows(3).filter(|w| w[0] == 0xd4 && w[1] == 0x72).map(|w| w[2]).collect();
   // Row 0x40, manifest 0x41, 62 shapes up to 0x7f, then back to 0x40.
   assert_eq!(&definitions[..3], &[0x40, 0x41, 0x42]);
   assert_eq!(definitions[63], 0x7f);
@@ -483,10 +411,7 @@ fn record_ids_wrap_after_64_shapes() {
 #[test]
 fn manifest_object_keys_follow_js_order() {
   let manifest: Json = serde_json::from_str(r#"{"b":1,"10":2,"a":3,"2":4,"01":5,"4294967295":6}"#).unwrap();
-  let row = PackageFilesIndex {
-    manifest: Some(manifest),
-    ..sample_row()
-  };
+  let row = PackageFilesIndex { manifest: Some(manifest), ..sample_row() };
   let decoded = decode(&encode(&row)).unwrap().manifest.unwrap();
   let keys: Vec<&str> = decoded.as_object().unwrap().keys().map(String::as_str).collect();
   assert_eq!(keys, ["2", "10", "b", "a", "01", "4294967295"]);
@@ -494,10 +419,7 @@ fn manifest_object_keys_follow_js_order() {
 
 #[test]
 fn manifest_numbers_decode_to_json_numbers() {
-  let vector = vectors()
-    .into_iter()
-    .find(|v| v.name == "manifest-numbers")
-    .unwrap();
+  let vector = vectors().into_iter().find(|v| v.name == "manifest-numbers").unwrap();
   let manifest = decode(&bytes_of(&vector).unwrap()).unwrap().manifest.unwrap();
   let n = &manifest["n"];
   assert_eq!(n[11], json!(4_294_967_296u64));
@@ -538,10 +460,7 @@ fn decodes_legacy_plain_msgpack_written_by_rmp_serde() {
   bytes.push(0xc0);
   let row = decode(&bytes).unwrap();
   assert_eq!(row.algo, "sha512");
-  assert_eq!(
-    (row.requires_build, row.manifest, row.side_effects),
-    (None, None, None)
-  );
+  assert_eq!((row.requires_build, row.manifest, row.side_effects), (None, None, None));
   assert_eq!(row.files["a"], info("d", 0x7f, 0x40, Some(1_700_000_000_000.0)));
 }
 
@@ -551,20 +470,14 @@ fn rejects_rows_that_do_not_fit_the_schema() {
   let mut no_files = vec![0x81, 0xa4];
   no_files.extend_from_slice(b"algo");
   no_files.extend_from_slice(&[0xa1, b'x']);
-  assert_eq!(
-    decode(&no_files),
-    Err(DecodeError::MissingField { field: "files" })
-  );
+  assert_eq!(decode(&no_files), Err(DecodeError::MissingField { field: "files" }));
 
   // A bare integer, trailing bytes, an unknown extension.
   assert!(matches!(decode(&[0x01]), Err(DecodeError::InvalidField { .. })));
   let mut trailing = encode(&sample_row());
   trailing.push(0xc0);
   assert_eq!(decode(&trailing), Err(DecodeError::TrailingBytes { count: 1 }));
-  assert!(matches!(
-    decode(&[0xd4, 0x01, 0x00]),
-    Err(DecodeError::UnsupportedExtension { ext_type: 1, .. })
-  ));
+  assert!(matches!(decode(&[0xd4, 0x01, 0x00]), Err(DecodeError::UnsupportedExtension { ext_type: 1, .. })));
 }
 
 /// With `PACQUET_MSGPACKR_DUMP=<file>`, writes this encoder's bytes for every vector row so

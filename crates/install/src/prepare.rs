@@ -1,0 +1,344 @@
+//! Everything decided before a file is written: settings from options and npm config, the
+//! repeat-install shortcut, the lockfile and its plan, and what the previous install left
+//! (`.modules.yaml`, `lock.yaml`) that can be kept.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pacquet_fetch::{AuthHeaders, FetcherOptions, Registries, RetryPolicy};
+use pacquet_link::ImportMethod;
+use pacquet_lockfile::{
+  dep_path_to_filename, lockfile_from_value, parse_lockfile, read_lockfile_text, remove_peer_suffix, Host,
+  Lockfile, LockfileSource,
+};
+use pacquet_store::{default_store_dir, StoreDir};
+
+use crate::config::read_npm_config;
+use crate::error::InstallError;
+use crate::options::{Include, InstallOptions};
+use crate::plan::{normalize, plan, Plan, PlanInput, Source};
+use crate::state::{self, Layout, RepeatState};
+
+/// Options resolved against the project and npm configuration.
+pub struct Settings {
+  pub lockfile_dir: PathBuf,
+  pub virtual_store_dir: PathBuf,
+  /// The root importer's `node_modules`.
+  pub modules_dir: PathBuf,
+  pub store: StoreDir,
+  pub registries: Registries,
+  pub has_registry: bool,
+  pub fetcher_options: FetcherOptions,
+  pub import_method: ImportMethod,
+  pub verify: bool,
+  pub strict_content_check: bool,
+  pub offline: bool,
+  pub include: Include,
+  pub max_length: usize,
+  pub hoist_pattern: Vec<String>,
+  pub public_hoist_pattern: Vec<String>,
+  options: InstallOptions,
+}
+
+impl Settings {
+  pub fn layout(&self) -> Layout<'_> {
+    Layout {
+      store_dir: self.store.root(),
+      virtual_store_dir: &self.virtual_store_dir,
+      modules_dir: &self.modules_dir,
+      hoist_pattern: &self.hoist_pattern,
+      public_hoist_pattern: &self.public_hoist_pattern,
+      virtual_store_dir_max_length: self.max_length,
+    }
+  }
+
+  /// Everything that shapes `node_modules`, as one comparable string.
+  fn key(&self) -> String {
+    let o = &self.options;
+    format!(
+      "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+      self.store.root(),
+      self.virtual_store_dir,
+      self.include,
+      o.package_import_method,
+      o.supported_architectures,
+      self.max_length,
+      o.offline,
+      self.hoist_pattern,
+      self.public_hoist_pattern,
+    )
+  }
+}
+
+/// The lockfile as given, kept as text when it came from a file (it becomes `lock.yaml`).
+pub struct WantedLockfile {
+  #[allow(dead_code)] // read by hoisting and bin linking, which come next
+  pub lockfile: Lockfile,
+  pub text: Option<String>,
+}
+
+pub struct Work {
+  pub settings: Settings,
+  pub wanted: WantedLockfile,
+  pub plan: Plan,
+  /// Indexes into `plan.slots` of slots the previous install left complete and unchanged.
+  pub up_to_date: HashSet<usize>,
+  /// Slots of the previous install that the lockfile no longer has.
+  pub removed_slots: Vec<PathBuf>,
+  /// Importer links that the lockfile no longer has.
+  pub stale_links: Vec<PathBuf>,
+  pub pruned_at: Option<String>,
+  /// The repeat-install proof to write when this install succeeds.
+  pub repeat: Option<(String, String)>,
+}
+
+pub enum Prepared {
+  /// `node_modules` already holds exactly this lockfile with these settings.
+  UpToDate(Settings),
+  Install(Box<Work>),
+}
+
+pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepared, InstallError> {
+  let cwd = std::env::current_dir().map_err(|source| InstallError::Fs { path: ".".into(), source })?;
+  let (text, file) = match &source {
+    LockfileSource::Path(path) => {
+      let (text, file) = read_lockfile_text(&cwd.join(path))?;
+      (Some(text), Some(file))
+    }
+    LockfileSource::Value(_) => (None, None),
+  };
+  let lockfile_dir = match (&options.dir, &file) {
+    (Some(dir), _) => normalize(&cwd.join(dir)),
+    (None, Some(file)) => normalize(file.parent().unwrap_or(Path::new("."))),
+    (None, None) => cwd.clone(),
+  };
+  let settings = settings(lockfile_dir, options)?;
+
+  // The shortcut: same lockfile bytes, same settings, and everything still in place.
+  let repeat = text.as_ref().map(|t| (state::lockfile_hash(t.as_bytes()), settings.key()));
+  if let Some((hash, key)) = &repeat {
+    if let Some(s) = state::read_repeat_state(&settings.modules_dir) {
+      if &s.lockfile_hash == hash && &s.settings == key && state::repeat_state_holds(&s) {
+        return Ok(Prepared::UpToDate(settings));
+      }
+    }
+  }
+  // From here on node_modules may change: the old proof must not outlive this install.
+  let _ = std::fs::remove_file(state::repeat_state_path(&settings.modules_dir));
+
+  let lockfile = match (source, &text, &file) {
+    (LockfileSource::Value(value), _, _) => lockfile_from_value(value)?,
+    (_, Some(text), Some(file)) => parse_lockfile(text, file)?,
+    _ => return Err(InstallError::Internal("lockfile text missing".into())),
+  };
+  let plan = plan(&PlanInput {
+    lockfile: &lockfile,
+    lockfile_dir: &settings.lockfile_dir,
+    virtual_store_dir: &settings.virtual_store_dir,
+    registries: &settings.registries,
+    include: settings.include,
+    host: &Host::current(),
+    supported: &settings.options.supported_architectures,
+    max_length: settings.max_length,
+  })?;
+  if !settings.has_registry && !settings.offline {
+    let needs_registry =
+      plan.slots.iter().any(|s| matches!(&s.source, Source::Remote { url, .. } if !url.contains("://")));
+    if needs_registry {
+      return Err(InstallError::NoRegistry);
+    }
+  }
+
+  // What the previous install left: kept if laid out the same way, else purged like pnpm does.
+  let modules = state::read_modules_manifest(&settings.modules_dir);
+  let mut current = None;
+  let mut pruned_at = None;
+  match &modules {
+    Some(m) if settings.layout().matches(m) => {
+      pruned_at = m.pruned_at.clone();
+      current = std::fs::read_to_string(settings.virtual_store_dir.join(state::CURRENT_LOCKFILE))
+        .ok()
+        .and_then(|t| parse_lockfile(&t, &settings.virtual_store_dir.join(state::CURRENT_LOCKFILE)).ok());
+    }
+    Some(_) => purge(&settings)?,
+    None => {}
+  }
+  let (up_to_date, removed_slots, stale_links) = match &current {
+    Some(current) => diff(&settings, &lockfile, current, &plan),
+    None => Default::default(),
+  };
+  Ok(Prepared::Install(Box::new(Work {
+    settings,
+    wanted: WantedLockfile { lockfile, text },
+    plan,
+    up_to_date,
+    removed_slots,
+    stale_links,
+    pruned_at,
+    repeat,
+  })))
+}
+
+fn settings(lockfile_dir: PathBuf, options: InstallOptions) -> Result<Settings, InstallError> {
+  let virtual_store_dir = match &options.virtual_store_dir {
+    Some(d) => normalize(&lockfile_dir.join(d)),
+    None => lockfile_dir.join("node_modules").join(".pnpm"),
+  };
+  let store_dir = match &options.store_dir {
+    Some(d) => normalize(&lockfile_dir.join(d)),
+    None => default_store_dir().ok_or(InstallError::NoStoreDir)?,
+  };
+  let npm = read_npm_config(&lockfile_dir);
+  let mut registries = npm.registries;
+  registries.extend(options.registries.clone());
+  let mut auth = npm.auth_header_by_uri;
+  auth.extend(options.auth_header_by_uri.clone());
+  // Only needed if something is fetched; an offline or all-local install runs without one.
+  let default_registry = registries.get("default").cloned();
+  let scoped = registries.iter().filter(|(k, _)| k.starts_with('@')).map(|(k, v)| (k.clone(), v.clone()));
+  let registries = Registries::new(default_registry.as_deref().unwrap_or(""), scoped);
+  let import_method = match options.package_import_method.as_deref() {
+    None => ImportMethod::Auto,
+    Some(m) => ImportMethod::parse(m).ok_or_else(|| InstallError::InvalidOption {
+      name: "packageImportMethod",
+      message: format!("'{m}' is not one of auto, hardlink, clone, copy, clone-or-copy"),
+    })?,
+  };
+  let defaults = RetryPolicy::default();
+  let fetcher_options = FetcherOptions {
+    network_concurrency: options.network_concurrency.unwrap_or_else(default_network_concurrency),
+    retry: RetryPolicy {
+      retries: options.fetch_retries.unwrap_or(defaults.retries),
+      factor: options.fetch_retry_factor.unwrap_or(defaults.factor),
+      min_timeout: options.fetch_retry_mintimeout.map(Duration::from_millis).unwrap_or(defaults.min_timeout),
+      max_timeout: options.fetch_retry_maxtimeout.map(Duration::from_millis).unwrap_or(defaults.max_timeout),
+    },
+    fetch_timeout: Duration::from_millis(options.fetch_timeout.unwrap_or(60_000)),
+    auth: AuthHeaders::new(auth),
+    user_agent: options
+      .user_agent
+      .clone()
+      .unwrap_or_else(|| format!("pacquet-native/{} (pnpm-compatible)", env!("CARGO_PKG_VERSION"))),
+  };
+  let public_hoist_pattern = match (&options.public_hoist_pattern, options.shamefully_hoist) {
+    (Some(p), _) => p.clone(),
+    (None, Some(true)) => vec!["*".to_string()],
+    (None, _) => vec![],
+  };
+  Ok(Settings {
+    modules_dir: lockfile_dir.join("node_modules"),
+    virtual_store_dir,
+    store: StoreDir::new(store_dir),
+    registries,
+    has_registry: default_registry.is_some(),
+    fetcher_options,
+    import_method,
+    verify: options.verify_store_integrity.unwrap_or(true),
+    strict_content_check: options.strict_store_pkg_content_check.unwrap_or(true),
+    offline: options.offline,
+    include: options.include,
+    max_length: options.virtual_store_dir_max_length.unwrap_or(if cfg!(windows) { 60 } else { 120 }),
+    hoist_pattern: options.hoist_pattern.clone().unwrap_or_else(|| vec!["*".to_string()]),
+    public_hoist_pattern,
+    lockfile_dir,
+    options,
+  })
+}
+
+/// pnpm's default: `clamp(3 × (cpus − 1), 64, 96)`.
+fn default_network_concurrency() -> usize {
+  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+  (3 * cpus.saturating_sub(1)).clamp(64, 96)
+}
+
+/// A `node_modules` laid out with other settings cannot be patched: remove it, as pnpm does.
+fn purge(settings: &Settings) -> Result<(), InstallError> {
+  let dir = &settings.modules_dir;
+  // Only ever the project's own node_modules.
+  if dir.parent() != Some(settings.lockfile_dir.as_path())
+    || dir.file_name().is_none_or(|n| n != "node_modules")
+  {
+    return Ok(());
+  }
+  match std::fs::remove_dir_all(dir) {
+    Ok(()) => Ok(()),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+    Err(source) => Err(InstallError::Fs { path: dir.clone(), source }),
+  }
+}
+
+/// Compares the wanted lockfile with the one the last install recorded: slots whose snapshot
+/// and package are unchanged (and whose import completed) are kept as they are.
+fn diff(
+  settings: &Settings,
+  wanted: &Lockfile,
+  current: &Lockfile,
+  plan: &Plan,
+) -> (HashSet<usize>, Vec<PathBuf>, Vec<PathBuf>) {
+  use rayon::prelude::*;
+  let up_to_date: HashSet<usize> = plan
+    .slots
+    .par_iter()
+    .enumerate()
+    .filter(|(_, slot)| {
+      let key = remove_peer_suffix(&slot.dep_path);
+      let same_snapshot = match (wanted.snapshots.get(&slot.dep_path), current.snapshots.get(&slot.dep_path))
+      {
+        (Some(a), Some(b)) => {
+          a.dependencies == b.dependencies && a.optional_dependencies == b.optional_dependencies
+        }
+        _ => false,
+      };
+      let same_package = match (wanted.packages.get(key), current.packages.get(key)) {
+        (Some(a), Some(b)) => a.resolution.classify() == b.resolution.classify(),
+        _ => false,
+      };
+      same_snapshot && same_package && slot.pkg_dir.join("package.json").is_file()
+    })
+    .map(|(i, _)| i)
+    .collect();
+
+  let wanted_slots: HashSet<&Path> = plan.slots.iter().map(|s| s.slot_dir.as_path()).collect();
+  let removed_slots = current
+    .snapshots
+    .keys()
+    .map(|dep_path| settings.virtual_store_dir.join(dep_path_to_filename(dep_path, settings.max_length)))
+    .filter(|dir| !wanted_slots.contains(dir.as_path()))
+    .collect();
+
+  let wanted_links: HashSet<PathBuf> =
+    plan.importers.iter().flat_map(|i| i.links.iter().map(|(alias, _)| i.modules_dir.join(alias))).collect();
+  let mut stale_links = Vec::new();
+  for (id, importer) in &current.importers {
+    let modules_dir = normalize(&settings.lockfile_dir.join(id)).join("node_modules");
+    for alias in importer
+      .dependencies
+      .keys()
+      .chain(importer.dev_dependencies.keys())
+      .chain(importer.optional_dependencies.keys())
+    {
+      let link = modules_dir.join(alias);
+      if !wanted_links.contains(&link) {
+        stale_links.push(link);
+      }
+    }
+  }
+  (up_to_date, removed_slots, stale_links)
+}
+
+pub fn repeat_state(plan: &Plan, hash: String, key: String) -> RepeatState {
+  let markers = plan.slots.iter().map(|s| s.pkg_dir.join("package.json")).collect();
+  let links = plan
+    .importers
+    .iter()
+    .flat_map(|i| {
+      i.links.iter().map(|(alias, target)| {
+        let link = i.modules_dir.join(alias);
+        let relative = pacquet_link::relative_path(link.parent().unwrap_or(&i.modules_dir), target);
+        (link, relative)
+      })
+    })
+    .collect();
+  RepeatState { lockfile_hash: hash, settings: key, markers, links }
+}
