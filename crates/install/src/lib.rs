@@ -5,10 +5,12 @@
 //!
 //! [`CancellationToken`]: tokio_util::sync::CancellationToken
 
+mod bin_links;
 mod bins;
 mod config;
 mod error;
 mod events;
+mod hoist;
 mod options;
 mod pipeline;
 mod plan;

@@ -20,7 +20,6 @@ use pacquet_store::{
 use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::bins;
 use crate::error::InstallError;
 use crate::events::{Event, Reporter};
 use crate::options::{Include, InstallOptions};
@@ -35,8 +34,6 @@ type StoreFiles = Vec<(String, PathBuf, u32)>;
 struct StoredPackage {
   files: StoreFiles,
   requires_build: bool,
-  /// The row's manifest subset (for `bin`).
-  manifest: Option<serde_json::Value>,
 }
 
 /// What an install did.
@@ -116,7 +113,17 @@ pub async fn install(
     Prepared::Install(work) => *work,
   };
   timings.prepare_ms = ms(started.elapsed());
-  let Work { settings, wanted, plan, up_to_date, removed_slots, stale_links, pruned_at, repeat } = work;
+  let Work {
+    settings,
+    wanted,
+    plan,
+    up_to_date,
+    removed_slots,
+    stale_links,
+    pruned_at,
+    previous_hoisted,
+    repeat,
+  } = work;
   let settings = Arc::new(settings);
   let requester = settings.lockfile_dir.to_string_lossy().into_owned();
 
@@ -202,6 +209,7 @@ pub async fn install(
   // Kept to unlink dependents of an optional package that turns out to be unfetchable.
   let slot_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> =
     plan.slots.iter().map(|s| (s.slot_dir.join("node_modules"), s.links.clone())).collect();
+  let mut changed: HashSet<String> = work.iter().map(|(s, _)| s.dep_path.clone()).collect();
   let result = run_slots(&ctx, work, &settings.fetcher_options, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
 
@@ -229,23 +237,34 @@ pub async fn install(
   let finish = {
     let settings = settings.clone();
     let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
-    move || -> Result<(), InstallError> {
+    move || -> Result<Vec<String>, InstallError> {
       if !failed.is_empty() {
         forget_failed(&failed, &failed_dirs, &slot_links);
       }
+      for slot in &failed {
+        changed.remove(&slot.dep_path);
+      }
       remove_stale(&removed_slots, &stale_links);
       link_importers(&importers)?;
-      write_state(
-        &settings,
-        &wanted,
-        &plan,
-        skipped_paths,
-        pruned_at,
-        failed.is_empty().then_some(repeat).flatten(),
-      )
+      let hoisted = hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?;
+      let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))
+        .map_err(|e| InstallError::Internal(e.to_string()))?;
+      let bin_warnings = crate::bin_links::BinLinks {
+        lockfile: &wanted.lockfile,
+        plan: &plan,
+        settings: &settings,
+        changed: &changed,
+        hoisted: &hoisted,
+      }
+      .link()?;
+      let repeat = failed.is_empty().then_some(repeat).flatten();
+      write_state(&settings, &wanted, &plan, skipped_paths, hoisted_json, pruned_at, repeat)?;
+      Ok(bin_warnings)
     }
   };
-  blocking(finish).await??;
+  for message in blocking(finish).await?? {
+    reporter.emit(Event::Warning { message });
+  }
   timings.link_importers_ms = ms(link_started.elapsed());
   reporter.emit(Event::Stage { prefix: requester, stage: "importing_done" });
   timings.total_ms = ms(started.elapsed());
@@ -278,11 +297,82 @@ fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
 
 /// `.modules.yaml`, `lock.yaml` and the repeat-install proof, written last: they claim that
 /// `node_modules` is complete.
+/// pnpm's hoisting: links in `<virtualStoreDir>/node_modules` (private) and the root
+/// `node_modules` (public); links the previous install hoisted and this one does not are removed.
+fn hoist_and_link(
+  settings: &Settings,
+  wanted: &WantedLockfile,
+  plan: &Plan,
+  skipped: &[String],
+  previous: Option<crate::state::HoistedDependencies>,
+) -> Result<crate::hoist::HoistResult, InstallError> {
+  use crate::hoist::{hoist, HoistOptions, HoistResult};
+  let private_dir = settings.virtual_store_dir.join("node_modules");
+  let public_dir = &settings.modules_dir;
+  let mut wanted_links: HashSet<PathBuf> = HashSet::new();
+  let result = if settings.hoist_pattern.is_empty() && settings.public_hoist_pattern.is_empty() {
+    HoistResult::default()
+  } else {
+    let installed: HashSet<&str> = plan.slots.iter().map(|s| s.dep_path.as_str()).collect();
+    let mut not_installed: HashSet<String> = skipped.iter().cloned().collect();
+    not_installed
+      .extend(wanted.lockfile.snapshots.keys().filter(|k| !installed.contains(k.as_str())).cloned());
+    let importer_ids: Vec<String> = wanted.lockfile.importers.keys().cloned().collect();
+    let workspace_packages = importer_ids
+      .iter()
+      .filter(|id| id.as_str() != ".")
+      .filter_map(|id| {
+        let manifest = std::fs::read(settings.lockfile_dir.join(id).join("package.json")).ok()?;
+        let name =
+          serde_json::from_slice::<serde_json::Value>(&manifest).ok()?.get("name")?.as_str()?.to_string();
+        Some((id.clone(), name))
+      })
+      .collect();
+    let options = HoistOptions {
+      hoist_pattern: settings.hoist_pattern.clone(),
+      public_hoist_pattern: settings.public_hoist_pattern.clone(),
+      include: settings.include,
+      virtual_store_dir_max_length: settings.max_length,
+      workspace_packages,
+      private_dir_outside_project: !settings.virtual_store_dir.starts_with(&settings.lockfile_dir),
+    };
+    let result = hoist(&wanted.lockfile, &importer_ids, &not_installed, &options);
+    let pkg_dirs: std::collections::HashMap<&str, &Path> =
+      plan.slots.iter().map(|s| (s.dep_path.as_str(), s.pkg_dir.as_path())).collect();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for h in &result.dependencies {
+      if let Some(target) = pkg_dirs.get(h.dep_path.as_str()) {
+        let dir = if h.public { public_dir } else { &private_dir };
+        links.push((dir.join(&h.alias), target.to_path_buf()));
+      }
+    }
+    for p in &result.projects {
+      let dir = if p.public { public_dir } else { &private_dir };
+      links.push((dir.join(&p.alias), crate::plan::normalize(&settings.lockfile_dir.join(&p.importer_id))));
+    }
+    links.par_iter().try_for_each(|(link, target)| symlink_dir(target, link))?;
+    wanted_links.extend(links.into_iter().map(|(l, _)| l));
+    result
+  };
+  for (_, aliases) in previous.unwrap_or_default() {
+    for (alias, kind) in aliases {
+      let link = if kind == "public" { public_dir.join(&alias) } else { private_dir.join(&alias) };
+      if !wanted_links.contains(&link)
+        && std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink())
+      {
+        let _ = std::fs::remove_file(&link);
+      }
+    }
+  }
+  Ok(result)
+}
+
 fn write_state(
   settings: &Settings,
   wanted: &WantedLockfile,
   plan: &Plan,
   skipped: Vec<String>,
+  hoisted_dependencies: serde_json::Value,
   pruned_at: Option<String>,
   repeat: Option<(String, String)>,
 ) -> Result<(), InstallError> {
@@ -307,7 +397,7 @@ fn write_state(
   state::write_modules_manifest(
     &settings.layout(),
     state::ModulesContent {
-      hoisted_dependencies: serde_json::json!({}),
+      hoisted_dependencies,
       included: settings.include,
       skipped,
       pending_builds: vec![],
@@ -346,11 +436,11 @@ fn lookup(
         return Ok(None);
       };
       check_content(slot, &row, strict)?;
-      Ok(verifier.files(&row).map(|files| StoredPackage {
-        files,
-        requires_build: row.requires_build.unwrap_or(false),
-        manifest: row.manifest,
-      }))
+      Ok(
+        verifier
+          .files(&row)
+          .map(|files| StoredPackage { files, requires_build: row.requires_build.unwrap_or(false) }),
+      )
     })
     .collect()
 }
@@ -528,11 +618,7 @@ async fn fetch_and_import(
       let dir = path.clone();
       return on_rayon(move || {
         let files = list_directory(&slot2, &dir)?;
-        let manifest = std::fs::read(dir.join("package.json"))
-          .ok()
-          .and_then(|b| serde_json::from_slice(&b).ok())
-          .and_then(|v| manifest::bundled_manifest(&v));
-        let package = StoredPackage { files, requires_build: false, manifest };
+        let package = StoredPackage { files, requires_build: false };
         import_slot(&ctx2, &slot2, &package)?;
         report_imported(&ctx2, &slot2);
         Ok(())
@@ -579,7 +665,7 @@ async fn fetch_and_import(
     if ctx2.cancel.is_cancelled() {
       return Err(InstallError::Aborted);
     }
-    let package = StoredPackage { files, requires_build, manifest: row.manifest };
+    let package = StoredPackage { files, requires_build };
     import_slot(&ctx2, &slot2, &package)?;
     report_imported(&ctx2, &slot2);
     Ok(())
@@ -638,9 +724,6 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   let (imported, linked) = rayon::join(
     || {
       let n = ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
-      if let Some(manifest) = &package.manifest {
-        bins::make_executable(&slot.pkg_dir, manifest, &package.files);
-      }
       Ok::<_, pacquet_link::LinkError>(n)
     },
     || -> Result<(), InstallError> {

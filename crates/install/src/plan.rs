@@ -118,7 +118,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
     if input.include.dev_dependencies {
       wanted.extend(&importer.dev_dependencies);
     }
-    if input.include.optional_dependencies {
+    // pnpm links optionalDependencies only together with dependencies (`--prod`), not alone.
+    if input.include.optional_dependencies && input.include.dependencies {
       wanted.extend(&importer.optional_dependencies);
     }
     let mut links = Vec::new();

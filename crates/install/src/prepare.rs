@@ -73,7 +73,6 @@ impl Settings {
 
 /// The lockfile as given, kept as text when it came from a file (it becomes `lock.yaml`).
 pub struct WantedLockfile {
-  #[allow(dead_code)] // read by hoisting and bin linking, which come next
   pub lockfile: Lockfile,
   pub text: Option<String>,
 }
@@ -89,13 +88,15 @@ pub struct Work {
   /// Importer links that the lockfile no longer has.
   pub stale_links: Vec<PathBuf>,
   pub pruned_at: Option<String>,
+  /// What the previous install hoisted (its links are removed if no longer wanted).
+  pub previous_hoisted: Option<state::HoistedDependencies>,
   /// The repeat-install proof to write when this install succeeds.
   pub repeat: Option<(String, String)>,
 }
 
 pub enum Prepared {
   /// `node_modules` already holds exactly this lockfile with these settings.
-  UpToDate(Settings),
+  UpToDate(Box<Settings>),
   Install(Box<Work>),
 }
 
@@ -120,7 +121,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   if let Some((hash, key)) = &repeat {
     if let Some(s) = state::read_repeat_state(&settings.modules_dir) {
       if &s.lockfile_hash == hash && &s.settings == key && state::repeat_state_holds(&s) {
-        return Ok(Prepared::UpToDate(settings));
+        return Ok(Prepared::UpToDate(Box::new(settings)));
       }
     }
   }
@@ -154,9 +155,11 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   let modules = state::read_modules_manifest(&settings.modules_dir);
   let mut current = None;
   let mut pruned_at = None;
+  let mut previous_hoisted = None;
   match &modules {
     Some(m) if settings.layout().matches(m) => {
       pruned_at = m.pruned_at.clone();
+      previous_hoisted = m.hoisted_dependencies.clone();
       current = std::fs::read_to_string(settings.virtual_store_dir.join(state::CURRENT_LOCKFILE))
         .ok()
         .and_then(|t| parse_lockfile(&t, &settings.virtual_store_dir.join(state::CURRENT_LOCKFILE)).ok());
@@ -176,6 +179,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     removed_slots,
     stale_links,
     pruned_at,
+    previous_hoisted,
     repeat,
   })))
 }

@@ -23,7 +23,11 @@ pub struct ModulesManifest {
   pub public_hoist_pattern: Option<Vec<String>>,
   pub virtual_store_dir_max_length: Option<usize>,
   pub pruned_at: Option<String>,
+  pub hoisted_dependencies: Option<HoistedDependencies>,
 }
+
+/// `.modules.yaml`'s `hoistedDependencies`: dep path → alias → `private` | `public`.
+pub type HoistedDependencies = indexmap::IndexMap<String, indexmap::IndexMap<String, String>>;
 
 pub fn read_modules_manifest(modules_dir: &Path) -> Option<ModulesManifest> {
   let text = std::fs::read_to_string(modules_dir.join(MODULES_FILE)).ok()?;

@@ -373,6 +373,9 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   assert!(std::fs::metadata(vsd.join("tool@1.0.0/node_modules/tool/index.js")).unwrap().nlink() > 1);
   let cli = std::fs::metadata(vsd.join("tool@1.0.0/node_modules/tool/cli.js")).unwrap();
   assert_eq!(cli.permissions().mode() & 0o777, 0o755);
+  // The importer's `.bin` has a shim for it.
+  let shim = std::fs::read_to_string(project.join("node_modules/.bin/tool")).unwrap();
+  assert!(shim.starts_with("#!/bin/sh") && shim.contains("tool/cli.js"), "{shim}");
   // Same from a warm store.
   std::fs::remove_dir_all(project.join("node_modules")).unwrap();
   run(&project, options(&registry, &store)).await.0.unwrap();

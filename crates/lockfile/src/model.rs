@@ -70,6 +70,9 @@ pub struct PackageInfo {
   pub has_bin: Option<bool>,
   #[serde(default)]
   pub deprecated: Option<String>,
+  /// `bundledDependencies`: a list, or `true` for all.
+  #[serde(default)]
+  pub bundled_dependencies: Option<serde_json::Value>,
 }
 
 /// The raw `resolution` map; [`ResolutionFields::classify`] turns it into a [`Resolution`].

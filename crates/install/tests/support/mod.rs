@@ -170,6 +170,10 @@ pub fn publish(registry: &Registry, pkgs: &[Pkg], direct: &[(&str, &str)]) -> St
       p.version,
       integrity(&tgz)
     ));
+    let manifest = p.files.iter().find(|(path, _, _)| path == "package.json");
+    if manifest.is_some_and(|(_, content, _)| String::from_utf8_lossy(content).contains("\"bin\"")) {
+      text.push_str("    hasBin: true\n");
+    }
     if let Some(os) = p.os {
       text.push_str(&format!("    os: [{os}]\n"));
     }
