@@ -371,7 +371,13 @@ const WORKSPACE_KEYS = {
   fetchRetryMintimeout: 'number',
   fetchRetryMaxtimeout: 'number',
   fetchTimeout: 'number',
-  verifyStoreIntegrity: 'boolean'
+  verifyStoreIntegrity: 'boolean',
+  hoistPattern: 'object',
+  publicHoistPattern: 'object',
+  shamefullyHoist: 'boolean',
+  allowBuilds: 'object',
+  dangerouslyAllowAllBuilds: 'boolean',
+  ignoreScripts: 'boolean'
 }
 
 /** The settings this CLI uses from <dir>/pnpm-workspace.yaml ({} when there is none). */
@@ -400,7 +406,11 @@ function readWorkspaceSettings (dir, warn = () => {}) {
   for (const [key, type] of Object.entries(WORKSPACE_KEYS)) {
     const value = doc[key]
     if (value === undefined || value === null) continue
-    const ok = type === 'object' ? typeof value === 'object' && !Array.isArray(value) : typeof value === type
+    // Patterns are lists; other objects are maps.
+    const isList = key === 'hoistPattern' || key === 'publicHoistPattern'
+    const ok = type === 'object'
+      ? typeof value === 'object' && Array.isArray(value) === isList
+      : typeof value === type
     if (!ok) { warn(`Ignoring ${key} in ${file}: expected a ${type}`); continue }
     settings[key] = value
   }
@@ -484,7 +494,8 @@ function buildOptions (args, settings, { dir, cwd, env = process.env }) {
   if (args.networkConcurrency !== undefined) options.networkConcurrency = args.networkConcurrency
   else if (settings.networkConcurrency !== undefined) options.networkConcurrency = settings.networkConcurrency
   for (const key of ['supportedArchitectures', 'virtualStoreDirMaxLength', 'fetchRetries', 'fetchRetryFactor',
-    'fetchRetryMintimeout', 'fetchRetryMaxtimeout', 'fetchTimeout', 'verifyStoreIntegrity']) {
+    'fetchRetryMintimeout', 'fetchRetryMaxtimeout', 'fetchTimeout', 'verifyStoreIntegrity', 'hoistPattern',
+    'publicHoistPattern', 'shamefullyHoist', 'allowBuilds', 'dangerouslyAllowAllBuilds', 'ignoreScripts']) {
     if (settings[key] !== undefined) options[key] = settings[key]
   }
   if (args.offline) options.offline = true

@@ -77,6 +77,13 @@ pub struct LinkOptions<'env> {
   pub public_hoist_pattern: Option<Vec<String>>,
   /// pnpm's `shamefullyHoist`: `publicHoistPattern: ['*']` unless that is given.
   pub shamefully_hoist: Option<bool>,
+  /// pnpm's `allowBuilds`: package name (or `name@version`) → whether its build may run.
+  /// Decides what `.modules.yaml` lists as ignored builds; the addon itself runs none.
+  pub allow_builds: Option<HashMap<String, bool>>,
+  pub dangerously_allow_all_builds: Option<bool>,
+  /// The host will not run scripts either: builds are recorded as pending in `.modules.yaml`
+  /// (as `pnpm install --ignore-scripts` does), for a later `pnpm rebuild`.
+  pub ignore_scripts: Option<bool>,
   /// Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
   /// `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,
   /// `pnpm:skipped-optional-dependency`, `pnpm:package-import-method`, `pnpm:global`).
@@ -137,6 +144,9 @@ impl<'env> LinkOptions<'env> {
       hoist_pattern: self.hoist_pattern,
       public_hoist_pattern: self.public_hoist_pattern,
       shamefully_hoist: self.shamefully_hoist,
+      allow_builds: self.allow_builds.unwrap_or_default().into_iter().collect(),
+      dangerously_allow_all_builds: self.dangerously_allow_all_builds.unwrap_or(false),
+      ignore_scripts: self.ignore_scripts.unwrap_or(false),
     };
     Ok((options, self.on_progress, self.signal))
   }
@@ -176,6 +186,9 @@ pub struct LinkResult {
   pub files_imported: f64,
   /// The import method that was used (`hardlink`, `clone` or `copy`), if any file was imported.
   pub import_method: Option<String>,
+  /// Dep paths of the packages this install imported that need a build (install scripts,
+  /// `binding.gyp`, `.hooks/`), dependencies first. The addon runs no scripts: run these.
+  pub deps_requiring_build: Vec<String>,
   /// The store root, with its `v11` suffix.
   pub store_dir: String,
   pub virtual_store_dir: String,
@@ -192,6 +205,7 @@ impl From<InstallSummary> for LinkResult {
       bytes_downloaded: s.bytes_downloaded as f64,
       files_imported: s.files_imported as f64,
       import_method: s.import_method,
+      deps_requiring_build: s.deps_requiring_build,
       store_dir: s.store_dir.to_string_lossy().into_owned(),
       virtual_store_dir: s.virtual_store_dir.to_string_lossy().into_owned(),
       timings: LinkTimings {

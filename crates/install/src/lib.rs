@@ -7,6 +7,7 @@
 
 mod bin_links;
 mod bins;
+mod builds;
 mod config;
 mod error;
 mod events;

@@ -47,4 +47,9 @@ pub struct InstallOptions {
   /// Default `[]`, or `["*"]` with `shamefully_hoist`.
   pub public_hoist_pattern: Option<Vec<String>>,
   pub shamefully_hoist: Option<bool>,
+  /// pnpm's `allowBuilds`: `name` or `name@version` → whether its build may run.
+  pub allow_builds: BTreeMap<String, bool>,
+  pub dangerously_allow_all_builds: bool,
+  /// Scripts will not run (pnpm's `ignoreScripts`): builds are recorded as pending.
+  pub ignore_scripts: bool,
 }

@@ -50,6 +50,9 @@ pub struct InstallSummary {
   pub bytes_downloaded: u64,
   pub files_imported: u64,
   pub import_method: Option<String>,
+  /// Packages imported by this install that need a build, dependencies first. The addon
+  /// runs no scripts: the host decides and runs them.
+  pub deps_requiring_build: Vec<String>,
   pub store_dir: PathBuf,
   pub virtual_store_dir: PathBuf,
   pub timings: Timings,
@@ -77,6 +80,8 @@ struct Ctx {
   files: AtomicU64,
   bytes: AtomicU64,
   method_reported: std::sync::Once,
+  /// Dep paths of imported packages whose row says they need a build.
+  needs_build: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -122,6 +127,7 @@ pub async fn install(
     stale_links,
     pruned_at,
     previous_hoisted,
+    previous_pending,
     repeat,
   } = work;
   let settings = Arc::new(settings);
@@ -176,6 +182,7 @@ pub async fn install(
     files: AtomicU64::new(0),
     bytes: AtomicU64::new(0),
     method_reported: std::sync::Once::new(),
+    needs_build: std::sync::Mutex::new(Vec::new()),
   });
   for w in &plan.warnings {
     ctx.emit(|| Event::Warning { message: w.clone() });
@@ -219,7 +226,9 @@ pub async fn install(
     Ok(ctx) => ctx,
     Err(_) => return Err(InstallError::Internal("a worker outlived the install".into())),
   };
-  let Ctx { writer, importer, fetched, reused, files, bytes, .. } = ctx;
+  let Ctx { writer, importer, fetched, reused, files, bytes, needs_build, .. } = ctx;
+  let needs_build: HashSet<String> = needs_build.into_inner().unwrap_or_default().into_iter().collect();
+  let deps_requiring_build = crate::builds::dependency_order(&wanted.lockfile, &needs_build);
   let committed = blocking(move || writer.finish()).await?;
   let failed = result?;
   committed?;
@@ -237,6 +246,7 @@ pub async fn install(
   let finish = {
     let settings = settings.clone();
     let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
+    let deps_requiring_build = deps_requiring_build.clone();
     move || -> Result<Vec<String>, InstallError> {
       if !failed.is_empty() {
         forget_failed(&failed, &failed_dirs, &slot_links);
@@ -258,7 +268,8 @@ pub async fn install(
       }
       .link()?;
       let repeat = failed.is_empty().then_some(repeat).flatten();
-      write_state(&settings, &wanted, &plan, skipped_paths, hoisted_json, pruned_at, repeat)?;
+      let builds = Builds::new(&settings, &wanted, &deps_requiring_build, previous_pending);
+      write_state(&settings, &wanted, &plan, skipped_paths, hoisted_json, builds, pruned_at, repeat)?;
       Ok(bin_warnings)
     }
   };
@@ -277,6 +288,7 @@ pub async fn install(
     bytes_downloaded: bytes.into_inner(),
     files_imported: files.into_inner(),
     import_method: importer.method_used().map(str::to_string),
+    deps_requiring_build,
     store_dir: settings.store.root().to_path_buf(),
     virtual_store_dir: settings.virtual_store_dir.clone(),
     timings,
@@ -297,6 +309,35 @@ fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
 
 /// `.modules.yaml`, `lock.yaml` and the repeat-install proof, written last: they claim that
 /// `node_modules` is complete.
+/// What `.modules.yaml` says of builds.
+struct Builds {
+  pending: Vec<String>,
+  ignored: Vec<String>,
+}
+
+impl Builds {
+  /// As pnpm records them: with scripts ignored, every package that needs a build is
+  /// pending (and stays so until it runs); otherwise the ones the build policy neither
+  /// allows nor forbids are "ignored" (blocked until approved).
+  fn new(settings: &Settings, wanted: &WantedLockfile, needs: &[String], previous_pending: Vec<String>) -> Builds {
+    if settings.ignore_scripts {
+      let mut pending: Vec<String> =
+        previous_pending.into_iter().filter(|p| wanted.lockfile.snapshots.contains_key(p)).collect();
+      for dep_path in needs {
+        if !pending.contains(dep_path) {
+          pending.push(dep_path.clone());
+        }
+      }
+      Builds { pending, ignored: vec![] }
+    } else {
+      let mut ignored: Vec<String> =
+        needs.iter().filter(|d| settings.build_policy.verdict(d).is_none()).cloned().collect();
+      ignored.sort();
+      Builds { pending: vec![], ignored }
+    }
+  }
+}
+
 /// pnpm's hoisting: links in `<virtualStoreDir>/node_modules` (private) and the root
 /// `node_modules` (public); links the previous install hoisted and this one does not are removed.
 fn hoist_and_link(
@@ -373,6 +414,7 @@ fn write_state(
   plan: &Plan,
   skipped: Vec<String>,
   hoisted_dependencies: serde_json::Value,
+  builds: Builds,
   pruned_at: Option<String>,
   repeat: Option<(String, String)>,
 ) -> Result<(), InstallError> {
@@ -400,7 +442,9 @@ fn write_state(
       hoisted_dependencies,
       included: settings.include,
       skipped,
-      pending_builds: vec![],
+      pending_builds: builds.pending,
+      ignored_builds: builds.ignored,
+      allow_builds: settings.build_policy.allow.clone(),
       pruned_at,
     },
   )
@@ -724,6 +768,11 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   let (imported, linked) = rayon::join(
     || {
       let n = ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
+      if package.requires_build {
+        if let Ok(mut list) = ctx.needs_build.lock() {
+          list.push(slot.dep_path.clone());
+        }
+      }
       Ok::<_, pacquet_link::LinkError>(n)
     },
     || -> Result<(), InstallError> {

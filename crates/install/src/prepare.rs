@@ -38,6 +38,8 @@ pub struct Settings {
   pub max_length: usize,
   pub hoist_pattern: Vec<String>,
   pub public_hoist_pattern: Vec<String>,
+  pub build_policy: crate::builds::BuildPolicy,
+  pub ignore_scripts: bool,
   options: InstallOptions,
 }
 
@@ -57,7 +59,7 @@ impl Settings {
   fn key(&self) -> String {
     let o = &self.options;
     format!(
-      "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+      "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}",
       self.store.root(),
       self.virtual_store_dir,
       self.include,
@@ -67,6 +69,9 @@ impl Settings {
       o.offline,
       self.hoist_pattern,
       self.public_hoist_pattern,
+      o.allow_builds,
+      o.dangerously_allow_all_builds,
+      o.ignore_scripts,
     )
   }
 }
@@ -90,6 +95,8 @@ pub struct Work {
   pub pruned_at: Option<String>,
   /// What the previous install hoisted (its links are removed if no longer wanted).
   pub previous_hoisted: Option<state::HoistedDependencies>,
+  /// Builds the previous install left pending (pnpm keeps them until they run).
+  pub previous_pending: Vec<String>,
   /// The repeat-install proof to write when this install succeeds.
   pub repeat: Option<(String, String)>,
 }
@@ -156,10 +163,12 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   let mut current = None;
   let mut pruned_at = None;
   let mut previous_hoisted = None;
+  let mut previous_pending = Vec::new();
   match &modules {
     Some(m) if settings.layout().matches(m) => {
       pruned_at = m.pruned_at.clone();
       previous_hoisted = m.hoisted_dependencies.clone();
+      previous_pending = m.pending_builds.clone().unwrap_or_default();
       current = std::fs::read_to_string(settings.virtual_store_dir.join(state::CURRENT_LOCKFILE))
         .ok()
         .and_then(|t| parse_lockfile(&t, &settings.virtual_store_dir.join(state::CURRENT_LOCKFILE)).ok());
@@ -180,6 +189,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     stale_links,
     pruned_at,
     previous_hoisted,
+    previous_pending,
     repeat,
   })))
 }
@@ -245,6 +255,11 @@ fn settings(lockfile_dir: PathBuf, options: InstallOptions) -> Result<Settings, 
     max_length: options.virtual_store_dir_max_length.unwrap_or(if cfg!(windows) { 60 } else { 120 }),
     hoist_pattern: options.hoist_pattern.clone().unwrap_or_else(|| vec!["*".to_string()]),
     public_hoist_pattern,
+    build_policy: crate::builds::BuildPolicy {
+      allow: options.allow_builds.clone(),
+      allow_all: options.dangerously_allow_all_builds,
+    },
+    ignore_scripts: options.ignore_scripts,
     lockfile_dir,
     options,
   })

@@ -24,6 +24,7 @@ pub struct ModulesManifest {
   pub virtual_store_dir_max_length: Option<usize>,
   pub pruned_at: Option<String>,
   pub hoisted_dependencies: Option<HoistedDependencies>,
+  pub pending_builds: Option<Vec<String>>,
 }
 
 /// `.modules.yaml`'s `hoistedDependencies`: dep path → alias → `private` | `public`.
@@ -77,6 +78,8 @@ pub struct ModulesContent {
   pub included: crate::options::Include,
   pub skipped: Vec<String>,
   pub pending_builds: Vec<String>,
+  pub ignored_builds: Vec<String>,
+  pub allow_builds: std::collections::BTreeMap<String, bool>,
   pub pruned_at: Option<String>,
 }
 
@@ -98,7 +101,7 @@ pub fn write_modules_manifest(layout: &Layout<'_>, content: ModulesContent) -> s
     }),
   );
   m.insert("injectedDeps".into(), json!({}));
-  m.insert("ignoredBuilds".into(), json!([]));
+  m.insert("ignoredBuilds".into(), json!(content.ignored_builds));
   m.insert("layoutVersion".into(), json!(5));
   m.insert("nodeLinker".into(), json!("isolated"));
   m.insert("packageManager".into(), json!(format!("@pacquet/native@{}", env!("CARGO_PKG_VERSION"))));
@@ -116,6 +119,9 @@ pub fn write_modules_manifest(layout: &Layout<'_>, content: ModulesContent) -> s
     }),
   );
   m.insert("virtualStoreDirMaxLength".into(), json!(layout.virtual_store_dir_max_length));
+  if !content.allow_builds.is_empty() {
+    m.insert("allowBuilds".into(), json!(content.allow_builds));
+  }
   std::fs::create_dir_all(layout.modules_dir)?;
   let text = serde_json::to_string_pretty(&Value::Object(m)).map_err(std::io::Error::other)?;
   write_atomic(&layout.modules_dir.join(MODULES_FILE), text.as_bytes())

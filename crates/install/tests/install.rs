@@ -366,7 +366,14 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   let tool = tool.file("cli.js", b"#!/usr/bin/env node\n", 0o644);
   let lockfile = publish(&registry, &[built, tool], &[("built", "1.0.0"), ("tool", "1.0.0")]);
   std::fs::write(project.join("pnpm-lock.yaml"), lockfile).unwrap();
-  run(&project, options(&registry, &store)).await.0.unwrap();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  // The host runs builds: the addon says which, and pnpm's .modules.yaml says they are blocked
+  // until allowed (no allowBuilds given).
+  assert_eq!(summary.deps_requiring_build, vec!["built@1.0.0".to_string()]);
+  let modules: serde_json::Value =
+    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap()).unwrap();
+  assert_eq!(modules["ignoredBuilds"], serde_json::json!(["built@1.0.0"]));
+  assert_eq!(modules["pendingBuilds"], serde_json::json!([]));
   let vsd = project.join("node_modules/.pnpm");
   // A package with an install script is copied: its build must not write into the store.
   assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
@@ -376,9 +383,14 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   // The importer's `.bin` has a shim for it.
   let shim = std::fs::read_to_string(project.join("node_modules/.bin/tool")).unwrap();
   assert!(shim.starts_with("#!/bin/sh") && shim.contains("tool/cli.js"), "{shim}");
-  // Same from a warm store.
+  // Same from a warm store; with scripts ignored the build is recorded as pending.
   std::fs::remove_dir_all(project.join("node_modules")).unwrap();
-  run(&project, options(&registry, &store)).await.0.unwrap();
+  let mut o = options(&registry, &store);
+  o.ignore_scripts = true;
+  run(&project, o).await.0.unwrap();
+  let modules: serde_json::Value =
+    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap()).unwrap();
+  assert_eq!(modules["pendingBuilds"], serde_json::json!(["built@1.0.0"]));
   assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
 }
 
