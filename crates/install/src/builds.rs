@@ -92,7 +92,10 @@ snapshots:
     let lockfile = pacquet_lockfile::parse_lockfile(text, std::path::Path::new("x")).unwrap();
     let needs: HashSet<String> = ["a@1.0.0", "c@1.0.0"].iter().map(|s| s.to_string()).collect();
     assert_eq!(dependency_order(&lockfile, &needs), ["c@1.0.0", "a@1.0.0"]);
-    let policy = BuildPolicy { allow: [("c".to_string(), true), ("a@1.0.0".to_string(), false)].into(), allow_all: false };
+    let policy = BuildPolicy {
+      allow: [("c".to_string(), true), ("a@1.0.0".to_string(), false)].into(),
+      allow_all: false,
+    };
     assert_eq!(policy.verdict("c@1.0.0"), Some(true));
     assert_eq!(policy.verdict("a@1.0.0"), Some(false));
     assert_eq!(policy.verdict("b@1.0.0"), None);

@@ -269,7 +269,16 @@ pub async fn install(
       .link()?;
       let repeat = failed.is_empty().then_some(repeat).flatten();
       let builds = Builds::new(&settings, &wanted, &deps_requiring_build, previous_pending);
-      write_state(&settings, &wanted, &plan, skipped_paths, hoisted_json, builds, pruned_at, repeat)?;
+      let content = state::ModulesContent {
+        hoisted_dependencies: hoisted_json,
+        included: settings.include,
+        skipped: skipped_paths,
+        pending_builds: builds.pending,
+        ignored_builds: builds.ignored,
+        allow_builds: settings.build_policy.allow.clone(),
+        pruned_at,
+      };
+      write_state(&settings, &wanted, &plan, content, repeat)?;
       Ok(bin_warnings)
     }
   };
@@ -319,7 +328,12 @@ impl Builds {
   /// As pnpm records them: with scripts ignored, every package that needs a build is
   /// pending (and stays so until it runs); otherwise the ones the build policy neither
   /// allows nor forbids are "ignored" (blocked until approved).
-  fn new(settings: &Settings, wanted: &WantedLockfile, needs: &[String], previous_pending: Vec<String>) -> Builds {
+  fn new(
+    settings: &Settings,
+    wanted: &WantedLockfile,
+    needs: &[String],
+    previous_pending: Vec<String>,
+  ) -> Builds {
     if settings.ignore_scripts {
       let mut pending: Vec<String> =
         previous_pending.into_iter().filter(|p| wanted.lockfile.snapshots.contains_key(p)).collect();
@@ -412,10 +426,7 @@ fn write_state(
   settings: &Settings,
   wanted: &WantedLockfile,
   plan: &Plan,
-  skipped: Vec<String>,
-  hoisted_dependencies: serde_json::Value,
-  builds: Builds,
-  pruned_at: Option<String>,
+  content: state::ModulesContent,
   repeat: Option<(String, String)>,
 ) -> Result<(), InstallError> {
   let fs_err = |path: &Path| {
@@ -436,19 +447,7 @@ fn write_state(
       let _ = std::fs::remove_file(&lock_yaml);
     }
   }
-  state::write_modules_manifest(
-    &settings.layout(),
-    state::ModulesContent {
-      hoisted_dependencies,
-      included: settings.include,
-      skipped,
-      pending_builds: builds.pending,
-      ignored_builds: builds.ignored,
-      allow_builds: settings.build_policy.allow.clone(),
-      pruned_at,
-    },
-  )
-  .map_err(fs_err(&settings.modules_dir))?;
+  state::write_modules_manifest(&settings.layout(), content).map_err(fs_err(&settings.modules_dir))?;
   if let Some((hash, key)) = repeat {
     let proof = crate::prepare::repeat_state(plan, hash, key);
     let bytes = serde_json::to_vec(&proof).map_err(|e| InstallError::Internal(e.to_string()))?;

@@ -371,7 +371,8 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   // until allowed (no allowBuilds given).
   assert_eq!(summary.deps_requiring_build, vec!["built@1.0.0".to_string()]);
   let modules: serde_json::Value =
-    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap())
+      .unwrap();
   assert_eq!(modules["ignoredBuilds"], serde_json::json!(["built@1.0.0"]));
   assert_eq!(modules["pendingBuilds"], serde_json::json!([]));
   let vsd = project.join("node_modules/.pnpm");
@@ -389,7 +390,8 @@ async fn builds_get_copies_and_bins_get_their_exec_bit() {
   o.ignore_scripts = true;
   run(&project, o).await.0.unwrap();
   let modules: serde_json::Value =
-    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap())
+      .unwrap();
   assert_eq!(modules["pendingBuilds"], serde_json::json!(["built@1.0.0"]));
   assert_eq!(std::fs::metadata(vsd.join("built@1.0.0/node_modules/built/index.js")).unwrap().nlink(), 1);
 }
