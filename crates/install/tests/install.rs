@@ -427,6 +427,17 @@ async fn repeat_and_incremental_installs_touch_only_what_changed() {
   assert!(project.join("node_modules/.pnpm/c@3.0.0/node_modules/c/index.js").is_file());
 
   // The lockfile changes: `c` goes, `e` comes; the other slots are kept as they are.
+  // A file's inode and change time (a new hard link to it would change the latter), and the
+  // inode of its slot directory (a slot made again would have a new one).
+  let inode = |p: &str| {
+    use std::os::unix::fs::MetadataExt;
+    let vsd = project.join("node_modules/.pnpm");
+    let file = std::fs::metadata(vsd.join(p)).unwrap();
+    let slot = std::fs::metadata(vsd.join(p.split('/').next().unwrap())).unwrap();
+    (file.ino(), file.ctime(), file.ctime_nsec(), slot.ino())
+  };
+  let kept = ["b@2.0.0/node_modules/b/index.js", "@s+d@1.0.0/node_modules/@s/d/package.json"];
+  let before: Vec<_> = kept.iter().map(|p| inode(p)).collect();
   let mut pkgs = graph();
   pkgs[0].deps.retain(|(alias, _)| *alias != "c-alias");
   pkgs.retain(|p| p.name != "c");
@@ -443,6 +454,8 @@ async fn repeat_and_incremental_installs_touch_only_what_changed() {
   assert!(std::fs::symlink_metadata(project.join("node_modules/.pnpm/a@1.0.0/node_modules/c-alias")).is_err());
   assert!(project.join("node_modules/e").exists());
   assert_eq!(registry.requests(), vec!["/e/-/e-1.0.0.tgz".to_string()]);
+  // Unchanged slots were not re-imported: same files, same inodes.
+  assert_eq!(kept.iter().map(|p| inode(p)).collect::<Vec<_>>(), before);
 
   // Another store: the layout differs, so node_modules is rebuilt against it.
   let other = tmp.path().join("other-store");
