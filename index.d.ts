@@ -76,6 +76,17 @@ export interface LinkOptions {
   /** pnpm's `shamefullyHoist`: `publicHoistPattern: ['*']` unless that is given. */
   shamefullyHoist?: boolean
   /**
+   * pnpm's `allowBuilds`: package name (or `name@version`) → whether its build may run.
+   * Decides what `.modules.yaml` lists as ignored builds; the addon itself runs none.
+   */
+  allowBuilds?: Record<string, boolean>
+  dangerouslyAllowAllBuilds?: boolean
+  /**
+   * The host will not run scripts either: builds are recorded as pending in `.modules.yaml`
+   * (as `pnpm install --ignore-scripts` does), for a later `pnpm rebuild`.
+   */
+  ignoreScripts?: boolean
+  /**
    * Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
    * `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,
    * `pnpm:skipped-optional-dependency`, `pnpm:package-import-method`, `pnpm:global`).
@@ -104,6 +115,11 @@ export interface LinkResult {
   filesImported: number
   /** The import method that was used (`hardlink`, `clone` or `copy`), if any file was imported. */
   importMethod?: string
+  /**
+   * Dep paths of the packages this install imported that need a build (install scripts,
+   * `binding.gyp`, `.hooks/`), dependencies first. The addon runs no scripts: run these.
+   */
+  depsRequiringBuild: Array<string>
   /** The store root, with its `v11` suffix. */
   storeDir: string
   virtualStoreDir: string
