@@ -84,16 +84,54 @@ impl IndexReader {
   }
 
   /// Fetches the rows for all `keys` that exist, in a few queries rather than one per key.
+  ///
+  /// A key without a row of its own is also looked up in pnpm 12's `package_index_alias`
+  /// table (`key` → `target`, both row keys), where the store has one: pnpm 12 records there
+  /// the SHA-512 of a package's uncompressed tar as another name of the row it stored.
   pub fn get_many(&self, keys: &[&str]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    let mut rows = self.select("SELECT key, data FROM package_index WHERE key IN", keys)?;
+    let missing: Vec<&str> = keys.iter().copied().filter(|k| !rows.contains_key(*k)).collect();
+    if missing.is_empty() || !self.has_alias_table()? {
+      return Ok(rows);
+    }
+    let aliases = self.select("SELECT key, target FROM package_index_alias WHERE key IN", &missing)?;
+    let targets: Vec<String> = aliases.values().filter_map(|t| String::from_utf8(t.clone()).ok()).collect();
+    let target_refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    let by_target = self.select("SELECT key, data FROM package_index WHERE key IN", &target_refs)?;
+    for (key, target) in aliases {
+      if let Some(data) = String::from_utf8(target).ok().and_then(|t| by_target.get(&t)) {
+        rows.insert(key, data.clone());
+      }
+    }
+    Ok(rows)
+  }
+
+  fn has_alias_table(&self) -> Result<bool, StoreError> {
+    self
+      .conn
+      .query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'package_index_alias'",
+        [],
+        |r| r.get::<_, i64>(0),
+      )
+      .map(|n| n > 0)
+      .map_err(|source| StoreError::IndexQuery { path: self.path.clone(), source })
+  }
+
+  /// Runs `<select> (?, ?, …)` over `keys` in chunks; the second column is read as bytes.
+  fn select(&self, select: &str, keys: &[&str]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
     let err = |source| StoreError::IndexQuery { path: self.path.clone(), source };
     let mut rows = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
       let placeholders = vec!["?"; chunk.len()].join(",");
-      let sql = format!("SELECT key, data FROM package_index WHERE key IN ({placeholders})");
-      let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
+      let mut stmt = self.conn.prepare_cached(&format!("{select} ({placeholders})")).map_err(err)?;
       let mut result = stmt.query(params_from_iter(chunk.iter())).map_err(err)?;
       while let Some(row) = result.next().map_err(err)? {
-        rows.insert(row.get::<_, String>(0).map_err(err)?, row.get::<_, Vec<u8>>(1).map_err(err)?);
+        let value = match row.get_ref(1).map_err(err)? {
+          rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
+          _ => continue,
+        };
+        rows.insert(row.get::<_, String>(0).map_err(err)?, value);
       }
     }
     Ok(rows)
@@ -220,5 +258,19 @@ mod tests {
     let rows = reader.get_many(&["sha512-x\ta@1.0.0", "sha512-z\tc@1.0.0"]).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows["sha512-x\ta@1.0.0"], vec![1, 2, 3]);
+    drop(reader);
+
+    // pnpm 12's alias table names a row under a second key.
+    let conn = rusqlite::Connection::open(store.index_db()).unwrap();
+    conn
+      .execute_batch(
+        "CREATE TABLE package_index_alias (key TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+         INSERT INTO package_index_alias VALUES ('sha512-tar\ta@1.0.0', 'sha512-x\ta@1.0.0');",
+      )
+      .unwrap();
+    let reader = IndexReader::open(&store).unwrap();
+    let rows = reader.get_many(&["sha512-tar\ta@1.0.0", "sha512-y\tb@1.0.0"]).unwrap();
+    assert_eq!(rows["sha512-tar\ta@1.0.0"], vec![1, 2, 3]);
+    assert_eq!(rows["sha512-y\tb@1.0.0"], vec![4]);
   }
 }
