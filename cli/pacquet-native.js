@@ -554,6 +554,7 @@ function createReporter ({ mode = 'default', out = process.stdout, err = process
   const interval = live ? 100 : 1000
   const counts = { resolved: 0, reused: 0, downloaded: 0, added: 0 }
   let statsAdded = null
+  let statsRemoved = 0
   let skippedOptional = 0
   let lastRender = -Infinity
   let lastLine = ''
@@ -615,6 +616,7 @@ function createReporter ({ mode = 'default', out = process.stdout, err = process
         return
       case 'pnpm:stats':
         if (typeof e.added === 'number') statsAdded = (statsAdded ?? 0) + e.added
+        if (typeof e.removed === 'number') statsRemoved += e.removed
         return
       case 'pnpm:skipped-optional-dependency':
         skippedOptional++
@@ -638,9 +640,15 @@ function createReporter ({ mode = 'default', out = process.stdout, err = process
       return
     }
     if (mode === 'silent') return
-    render(true)
     const added = typeof result.added === 'number' ? result.added : statsAdded ?? counts.added
-    out.write(`Packages: +${added}\n`)
+    if (added === 0 && !result.fetched && !result.reused && !statsRemoved) {
+      // What pnpm says when node_modules already matches the lockfile.
+      out.write('Already up to date\n')
+      out.write(`Done in ${formatDuration(elapsedMs)} using pacquet-native v${VERSION}\n`)
+      return
+    }
+    render(true)
+    out.write(`Packages: +${added}${statsRemoved ? ` -${statsRemoved}` : ''}\n`)
     if (live && added > 0) {
       const width = Math.max(10, Math.min(out.columns || 80, 120) - 1)
       out.write(`${'+'.repeat(Math.min(added, width))}\n`)
