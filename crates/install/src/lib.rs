@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod events;
 mod hoist;
+mod local;
 mod options;
 mod pipeline;
 mod plan;

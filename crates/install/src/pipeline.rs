@@ -267,7 +267,9 @@ pub async fn install(
         hoisted: &hoisted,
       }
       .link()?;
-      let repeat = failed.is_empty().then_some(repeat).flatten();
+      // pnpm imports directory packages on every install: no repeat-install shortcut with them.
+      let has_local = plan.slots.iter().any(|s| matches!(s.source, Source::Directory { .. }));
+      let repeat = (failed.is_empty() && !has_local).then_some(repeat).flatten();
       let builds = Builds::new(&settings, &wanted, &deps_requiring_build, previous_pending);
       let content = state::ModulesContent {
         hoisted_dependencies: hoisted_json,
@@ -277,6 +279,7 @@ pub async fn install(
         ignored_builds: builds.ignored,
         allow_builds: settings.build_policy.allow.clone(),
         pruned_at,
+        injected_deps: crate::local::injected_deps(&plan, &settings.lockfile_dir),
       };
       write_state(&settings, &wanted, &plan, content, repeat)?;
       Ok(bin_warnings)
@@ -321,7 +324,8 @@ fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
 /// What `.modules.yaml` says of builds.
 struct Builds {
   pending: Vec<String>,
-  ignored: Vec<String>,
+  /// Written only when pnpm would have run a build step (scripts not ignored, something to build).
+  ignored: Option<Vec<String>>,
 }
 
 impl Builds {
@@ -342,12 +346,14 @@ impl Builds {
           pending.push(dep_path.clone());
         }
       }
-      Builds { pending, ignored: vec![] }
+      Builds { pending, ignored: None }
+    } else if needs.is_empty() {
+      Builds { pending: vec![], ignored: None }
     } else {
       let mut ignored: Vec<String> =
         needs.iter().filter(|d| settings.build_policy.verdict(d).is_none()).cloned().collect();
       ignored.sort();
-      Builds { pending: vec![], ignored }
+      Builds { pending: vec![], ignored: Some(ignored) }
     }
   }
 }
@@ -660,8 +666,8 @@ async fn fetch_and_import(
       let slot2 = slot.clone();
       let dir = path.clone();
       return on_rayon(move || {
-        let files = list_directory(&slot2, &dir)?;
-        let package = StoredPackage { files, requires_build: false };
+        let local = crate::local::list_directory(&slot2, &dir)?;
+        let package = StoredPackage { files: local.files, requires_build: local.requires_build };
         import_slot(&ctx2, &slot2, &package)?;
         report_imported(&ctx2, &slot2);
         Ok(())
@@ -728,34 +734,6 @@ fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<In
   }
 }
 
-/// The files of a `file:` directory package, `node_modules` excluded.
-fn list_directory(slot: &SlotPlan, dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, InstallError> {
-  let err =
-    |source| InstallError::LocalPackage { package: slot.dep_path.clone(), path: dir.to_path_buf(), source };
-  let mut out = Vec::new();
-  let mut stack = vec![(dir.to_path_buf(), String::new())];
-  while let Some((path, rel)) = stack.pop() {
-    for entry in std::fs::read_dir(&path).map_err(err)? {
-      let entry = entry.map_err(err)?;
-      let name = entry.file_name().to_string_lossy().into_owned();
-      let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-      let meta = std::fs::metadata(entry.path()).map_err(err)?;
-      if meta.is_dir() {
-        if name != "node_modules" {
-          stack.push((entry.path(), rel_path));
-        }
-      } else if meta.is_file() {
-        #[cfg(unix)]
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-        #[cfg(not(unix))]
-        let mode = 0o644;
-        out.push((rel_path, entry.path(), mode));
-      }
-    }
-  }
-  Ok(out)
-}
-
 /// Imports the files and makes the dependency links of one slot, both at once.
 fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<(), InstallError> {
   let package_files: Vec<PackageFile<'_>> = package
@@ -783,7 +761,7 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   );
   let n = imported?;
   linked?;
-  if n == 0 {
+  if n == 0 || matches!(slot.source, Source::Directory { .. }) {
     // The slot was complete already (its snapshot changed): drop links it no longer has.
     prune_links(&modules, &slot.name, &slot.links);
   }

@@ -313,7 +313,9 @@ fn diff(
         (Some(a), Some(b)) => a.resolution.classify() == b.resolution.classify(),
         _ => false,
       };
-      same_snapshot && same_package && slot.pkg_dir.join("package.json").is_file()
+      // pnpm imports directory packages afresh on every install.
+      let local = matches!(slot.source, Source::Directory { .. });
+      !local && same_snapshot && same_package && slot.pkg_dir.join("package.json").is_file()
     })
     .map(|(i, _)| i)
     .collect();

@@ -78,9 +78,10 @@ pub struct ModulesContent {
   pub included: crate::options::Include,
   pub skipped: Vec<String>,
   pub pending_builds: Vec<String>,
-  pub ignored_builds: Vec<String>,
+  pub ignored_builds: Option<Vec<String>>,
   pub allow_builds: std::collections::BTreeMap<String, bool>,
   pub pruned_at: Option<String>,
+  pub injected_deps: Value,
 }
 
 /// Writes `.modules.yaml` with pnpm 11's fields, in its order and format (2-space JSON).
@@ -100,8 +101,10 @@ pub fn write_modules_manifest(layout: &Layout<'_>, content: ModulesContent) -> s
       "optionalDependencies": content.included.optional_dependencies,
     }),
   );
-  m.insert("injectedDeps".into(), json!({}));
-  m.insert("ignoredBuilds".into(), json!(content.ignored_builds));
+  m.insert("injectedDeps".into(), content.injected_deps);
+  if let Some(ignored) = content.ignored_builds {
+    m.insert("ignoredBuilds".into(), json!(ignored));
+  }
   m.insert("layoutVersion".into(), json!(5));
   m.insert("nodeLinker".into(), json!("isolated"));
   m.insert("packageManager".into(), json!(format!("@pacquet/native@{}", env!("CARGO_PKG_VERSION"))));
