@@ -339,8 +339,23 @@ impl Builds {
     previous_pending: Vec<String>,
   ) -> Builds {
     if settings.ignore_scripts {
-      let mut pending: Vec<String> =
-        previous_pending.into_iter().filter(|p| wanted.lockfile.snapshots.contains_key(p)).collect();
+      let mut pending: Vec<String> = previous_pending
+        .into_iter()
+        .filter(|p| wanted.lockfile.snapshots.contains_key(p) || wanted.lockfile.importers.contains_key(p))
+        .collect();
+      // Projects with install scripts of their own come first, as pnpm lists them.
+      for id in wanted.lockfile.importers.keys() {
+        let manifest = std::fs::read(settings.lockfile_dir.join(id).join("package.json"))
+          .ok()
+          .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let scripts = manifest.as_ref().and_then(|m| m.get("scripts"));
+        let has_install_script = ["preinstall", "prepublish", "install", "postinstall", "prepare"]
+          .iter()
+          .any(|s| scripts.and_then(|v| v.get(s)).is_some_and(|v| v.as_str().is_some_and(|v| !v.is_empty())));
+        if has_install_script && !pending.contains(id) {
+          pending.push(id.clone());
+        }
+      }
       for dep_path in needs {
         if !pending.contains(dep_path) {
           pending.push(dep_path.clone());
