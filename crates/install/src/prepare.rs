@@ -201,7 +201,7 @@ fn settings(lockfile_dir: PathBuf, options: InstallOptions) -> Result<Settings, 
   };
   let store_dir = match &options.store_dir {
     Some(d) => normalize(&lockfile_dir.join(d)),
-    None => default_store_dir().ok_or(InstallError::NoStoreDir)?,
+    None => same_volume_store(&lockfile_dir, default_store_dir().ok_or(InstallError::NoStoreDir)?),
   };
   let npm = read_npm_config(&lockfile_dir);
   let mut registries = npm.registries;
@@ -263,6 +263,35 @@ fn settings(lockfile_dir: PathBuf, options: InstallOptions) -> Result<Settings, 
     lockfile_dir,
     options,
   })
+}
+
+/// pnpm's rule for an unconfigured store: files are hardlinked from the store, and hardlinks
+/// cannot cross file systems, so a project on another file system than the default store uses
+/// `<mount point of the project>/.pnpm-store` instead.
+fn same_volume_store(project: &Path, default: PathBuf) -> PathBuf {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    // The store may not exist yet: compare with its closest existing ancestor.
+    let device = |path: &Path| path.ancestors().find_map(|p| std::fs::metadata(p).ok()).map(|m| m.dev());
+    let (Some(project_dev), Some(store_dev)) = (device(project), device(&default)) else { return default };
+    if project_dev == store_dev {
+      return default;
+    }
+    let mut mount = project.ancestors().find(|p| p.exists()).unwrap_or(project);
+    while let Some(parent) = mount.parent() {
+      if device(parent) != Some(project_dev) {
+        break;
+      }
+      mount = parent;
+    }
+    mount.join(".pnpm-store")
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = project;
+    default
+  }
 }
 
 /// pnpm's default: `clamp(3 × (cpus − 1), 64, 96)`.
