@@ -155,8 +155,15 @@ impl BinLinks<'_> {
       let mut direct: Vec<(Command, bool)> = Vec::new();
       let mut peers: Vec<Command> = Vec::new();
       for (alias, target) in &importer.links {
-        let location = importer.modules_dir.join(alias);
         let dep_path = dep_path_of.get(target.as_path()).copied();
+        // pnpm's shims for direct dependencies go through `node_modules/<alias>` because its
+        // project-lifecycle step relinks them; with scripts ignored that step does not run and
+        // they point into the slot.
+        let location = if self.settings.ignore_scripts && dep_path.is_some() {
+          target.clone()
+        } else {
+          importer.modules_dir.join(alias)
+        };
         if dep_path.is_some_and(|d| self.has_bin(d)) || dep_path.is_none() {
           if let Some(b) = manifests.bins(target) {
             direct.extend(b.at(&location).into_iter().map(|c| (c, true)));
