@@ -58,15 +58,14 @@
 //! After linking, each target is made executable (`mode | 0o111`) and a CRLF shebang line is
 //! rewritten to LF, when its real path is inside a `node_modules`.
 
-// Public for the pipeline, which links bins once every package is in place.
-#![allow(dead_code)]
-
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use crate::plan::normalize;
 
 /// The commands a package declares, independent of where the package is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +91,7 @@ pub struct Command {
 }
 
 impl PackageBins {
+  #[cfg(test)]
   /// The commands of a package, from its manifest (the store row's subset is enough) and its
   /// files (in-package paths, `/`-separated; used for `directories.bin`).
   pub fn from_manifest(manifest: &Value, files: &[(String, PathBuf, u32)]) -> Self {
@@ -172,11 +172,13 @@ impl PackageBins {
   }
 }
 
+#[cfg(test)]
 /// The commands of the package at `pkg_dir`.
 pub fn commands(pkg_dir: &Path, manifest: &Value, files: &[(String, PathBuf, u32)]) -> Vec<Command> {
   PackageBins::from_manifest(manifest, files).at(pkg_dir)
 }
 
+#[cfg(test)]
 /// In-package paths of the package's executables (what [`PackageBins`] finds), each once.
 pub fn targets(manifest: &Value, files: &[(String, PathBuf, u32)]) -> Vec<String> {
   let mut seen = HashSet::new();
@@ -186,25 +188,6 @@ pub fn targets(manifest: &Value, files: &[(String, PathBuf, u32)]) -> Vec<String
     .map(|(_, path)| path)
     .filter(|path| seen.insert(path.clone()))
     .collect()
-}
-
-/// Adds the execute bits to every declared executable that lacks them (pnpm does it to the
-/// targets it links; doing it at import time keeps the store blob's mode as pnpm leaves it).
-pub fn make_executable(pkg_dir: &Path, manifest: &Value, files: &[(String, PathBuf, u32)]) {
-  #[cfg(unix)]
-  for target in targets(manifest, files) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = pkg_dir.join(&target);
-    let Ok(meta) = std::fs::metadata(&path) else {
-      continue;
-    };
-    let mode = meta.permissions().mode();
-    if meta.is_file() && mode & 0o111 != 0o111 {
-      let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o111));
-    }
-  }
-  #[cfg(not(unix))]
-  let _ = (pkg_dir, manifest, files);
 }
 
 fn commands_from_bin(bin: &Value, pkg_name: &str) -> Vec<(String, String)> {
@@ -806,20 +789,6 @@ fn shim_node_path(target: &Path, options: &LinkOptions) -> io::Result<Option<Vec
 // ---------------------------------------------------------------------------------------
 // Paths
 
-fn normalize(path: &Path) -> PathBuf {
-  let mut out = PathBuf::new();
-  for c in path.components() {
-    match c {
-      Component::CurDir => {}
-      Component::ParentDir => {
-        out.pop();
-      }
-      c => out.push(c),
-    }
-  }
-  out
-}
-
 /// Node's `path.relative` for absolute paths: `/`-separated, `""` for the same path.
 pub fn relative(from: &Path, to: &Path) -> String {
   let from = normalize(from);
@@ -878,6 +847,7 @@ pub struct Linked {
   pub warnings: Vec<String>,
 }
 
+#[cfg(test)]
 /// Writes shims for `candidates` into `bin_dir` (`true`: a direct dependency's command),
 /// resolving name conflicts as pnpm does. `node_path`: pnpm's `extraNodePaths` for the
 /// install ([`extra_node_path`]); each shim's `NODE_PATH` adds its target's own entries
@@ -1177,6 +1147,7 @@ pub fn modules_dir_commands(modules: &Path, exclude: Option<&Path>) -> io::Resul
   Ok(out)
 }
 
+#[cfg(test)]
 /// Whether pnpm looks for bundled packages' commands (the lockfile's `bundledDependencies`,
 /// which comes from the manifest).
 pub fn has_bundled_dependencies(manifest: &Value) -> bool {
