@@ -165,6 +165,22 @@ export interface LogEvent {
 }
 
 /**
+ * Where the store of a project is, as {@link linkVirtualStore} would choose it with the
+ * same options (`dir`, `storeDir`), including its `v11` directory (pnpm's `store path`).
+ */
+export declare function storePath(options?: LinkOptions | undefined | null): string
+
+/**
+ * The dep paths of installed packages whose files in `node_modules` no longer match what
+ * the store recorded for them (pnpm's `store status`): files there are hardlinks to the
+ * store, so an edit there is an edit of the store. Resolves to `[]` when nothing changed.
+ *
+ * @param lockfile - as for {@link linkVirtualStore}
+ * @param options - as for {@link linkVirtualStore} (`dir`, `storeDir`, `virtualStoreDir`, …)
+ */
+export declare function storeStatus(lockfile: string | Record<string, unknown>, options?: LinkOptions | undefined | null): Promise<Array<string>>
+
+/**
  * Platforms to install optional packages for, besides this machine (pnpm's
  * `supportedArchitectures`). `"current"` stands for this machine.
  */

@@ -836,3 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.linkVirtualStore = nativeBinding.linkVirtualStore
+module.exports.storePath = nativeBinding.storePath
+module.exports.storeStatus = nativeBinding.storeStatus

@@ -460,3 +460,25 @@ test('install on a TTY draws a live progress line', TIMEOUT, async (t) => {
   assert.match(r.stdout, new RegExp(`Packages: \\+${SPEC_SIZE}\\r?\\n\\+{${SPEC_SIZE}}`))
   assertInstalled(s.dir, ['a'])
 })
+
+test('store path prints the store; store status reports a package edited in node_modules', TIMEOUT, async (t) => {
+  const s = await setup(t)
+  const args = ['--dir', s.dir, '--store-dir', s.storeDir]
+  const installed = await s.cli(['install', ...args, '--registry', s.registry.url])
+  assert.equal(installed.status, 0, installed.stderr)
+
+  const where = await s.cli(['store', 'path', ...args])
+  assert.equal(where.status, 0, where.stderr)
+  assert.equal(where.stdout, `${path.join(s.storeDir, 'v11')}\n`)
+
+  const clean = await s.cli(['store', 'status', ...args])
+  assert.equal(clean.status, 0, clean.stdout + clean.stderr)
+
+  // Files in node_modules are hardlinks into the store: editing one edits the store.
+  const file = path.join(s.dir, 'node_modules', '.pnpm', 'b@1.0.0', 'node_modules', 'b', 'package.json')
+  fs.appendFileSync(file, '\n')
+  const dirty = await s.cli(['store', 'status', ...args])
+  assert.equal(dirty.status, 1)
+  assert.match(dirty.stderr + dirty.stdout, /ERR_PNPM_MODIFIED_DEPENDENCY/)
+  assert.match(dirty.stderr + dirty.stdout, /^ {2}b@1\.0\.0$/m)
+})

@@ -13,8 +13,11 @@ const { execFileSync } = require('node:child_process')
 const { version: VERSION } = require('../package.json')
 
 const HELP = `Usage: pacquet-native install [options]
+       pacquet-native store path|status [options]
 
-Installs node_modules from pnpm-lock.yaml (frozen lockfile) with pnpm's layout and store.
+install       Installs node_modules from pnpm-lock.yaml (frozen lockfile) with pnpm's layout and store.
+store path    Prints the store directory the install uses.
+store status  Lists installed packages whose files differ from the store's record; exit 1 if any.
 
 Options:
   -C, --dir <dir>              Project directory (default: the current directory)
@@ -705,6 +708,37 @@ function loadAddon () {
   }
 }
 
+/** `store path` and `store status`, as pnpm's `store` subcommands. */
+async function storeCommand (args, { cwd, env, stdout, reporter }) {
+  const [sub, ...rest] = args.extra
+  if ((sub !== 'path' && sub !== 'status') || rest.length) {
+    reporter.fail(new CliError('ERR_PACQUET_UNKNOWN_COMMAND', `Unknown store command '${args.extra.join(' ')}'`,
+      'Use "pacquet-native store path" or "pacquet-native store status".'))
+    return 1
+  }
+  try {
+    const dir = path.resolve(cwd, args.dir ?? '.')
+    const options = buildOptions(args, readWorkspaceSettings(dir, reporter.warn), { dir, cwd, env })
+    const addon = loadAddon()
+    if (sub === 'path') {
+      stdout.write(`${addon.storePath(options)}\n`)
+      return 0
+    }
+    const modified = await addon.storeStatus(path.join(dir, 'pnpm-lock.yaml'), options)
+    if (modified.length === 0) {
+      stdout.write('Packages in the store are untouched\n')
+      return 0
+    }
+    // pnpm's wording and code for the same finding.
+    reporter.fail(new CliError('ERR_PNPM_MODIFIED_DEPENDENCY', `Packages in the store have been mutated:\n${modified.map(m => `  ${m}`).join('\n')}`,
+      'Reinstall them: remove node_modules and the changed packages from the store (pnpm store prune), then install again.'))
+    return 1
+  } catch (error) {
+    reporter.fail(error)
+    return 1
+  }
+}
+
 async function main (argv = process.argv.slice(2), io = {}) {
   const started = Date.now()
   const cwd = io.cwd ?? process.cwd()
@@ -725,8 +759,9 @@ async function main (argv = process.argv.slice(2), io = {}) {
   if (args.command === undefined) { stderr.write(HELP); return 1 }
 
   const reporter = createReporter({ mode: args.reporter, out: stdout, err: stderr })
+  if (args.command === 'store') return storeCommand(args, { cwd, env, stdout, reporter })
   if (args.command !== 'install') {
-    reporter.fail(new CliError('ERR_PACQUET_UNKNOWN_COMMAND', `Unknown command '${args.command}'`, 'The only command is "install". For help, run: pacquet-native --help'))
+    reporter.fail(new CliError('ERR_PACQUET_UNKNOWN_COMMAND', `Unknown command '${args.command}'`, 'The commands are "install" and "store". For help, run: pacquet-native --help'))
     return 1
   }
   if (args.extra.length) {

@@ -34,11 +34,7 @@ pub fn link_virtual_store<'env>(
   #[napi(ts_arg_type = "string | Record<string, unknown>")] lockfile: Unknown<'env>,
   options: Option<LinkOptions<'env>>,
 ) -> Result<PromiseRaw<'env, LinkResult>> {
-  let source = match lockfile.get_type()? {
-    ValueType::String => LockfileSource::Path(lockfile.coerce_to_string()?.into_utf8()?.as_str()?.into()),
-    ValueType::Object => LockfileSource::Value(env.from_js_value(lockfile)?),
-    _ => return Err(Error::new(Status::InvalidArg, "lockfile must be a path or a lockfile object")),
-  };
+  let source = lockfile_source(env, lockfile)?;
   let (install_options, on_progress, signal) = match options {
     Some(o) => o.into_parts()?,
     None => (Default::default(), None, None),
@@ -82,6 +78,55 @@ pub fn link_virtual_store<'env>(
       Err(e) => Err(js_error(env, &e)),
     }
   })
+}
+
+fn lockfile_source(env: &Env, lockfile: Unknown<'_>) -> Result<LockfileSource> {
+  Ok(match lockfile.get_type()? {
+    ValueType::String => LockfileSource::Path(lockfile.coerce_to_string()?.into_utf8()?.as_str()?.into()),
+    ValueType::Object => LockfileSource::Value(env.from_js_value(lockfile)?),
+    _ => return Err(Error::new(Status::InvalidArg, "lockfile must be a path or a lockfile object")),
+  })
+}
+
+/// Where the store of a project is, as {@link linkVirtualStore} would choose it with the
+/// same options (`dir`, `storeDir`), including its `v11` directory (pnpm's `store path`).
+#[napi]
+pub fn store_path(env: &Env, options: Option<LinkOptions<'_>>) -> Result<String> {
+  let options = match options {
+    Some(o) => o.into_parts()?.0,
+    None => Default::default(),
+  };
+  match pacquet_install::store_path(options) {
+    Ok(path) => Ok(path.to_string_lossy().into_owned()),
+    Err(e) => Err(js_error(env, &e)),
+  }
+}
+
+/// The dep paths of installed packages whose files in `node_modules` no longer match what
+/// the store recorded for them (pnpm's `store status`): files there are hardlinks to the
+/// store, so an edit there is an edit of the store. Resolves to `[]` when nothing changed.
+///
+/// @param lockfile - as for {@link linkVirtualStore}
+/// @param options - as for {@link linkVirtualStore} (`dir`, `storeDir`, `virtualStoreDir`, …)
+#[napi(ts_return_type = "Promise<Array<string>>")]
+pub fn store_status<'env>(
+  env: &'env Env,
+  #[napi(ts_arg_type = "string | Record<string, unknown>")] lockfile: Unknown<'env>,
+  options: Option<LinkOptions<'env>>,
+) -> Result<PromiseRaw<'env, Vec<String>>> {
+  let source = lockfile_source(env, lockfile)?;
+  let options = match options {
+    Some(o) => o.into_parts()?.0,
+    None => Default::default(),
+  };
+  let work = async move {
+    Ok(
+      tokio::task::spawn_blocking(move || pacquet_install::store_status(source, options))
+        .await
+        .unwrap_or_else(|e| Err(InstallError::Internal(format!("the store check failed: {e}")))),
+    )
+  };
+  env.spawn_future_with_callback(work, |env, result| result.map_err(|e| js_error(env, &e)))
 }
 
 /// Builds `Error { message, code, hint }` on the JS thread.

@@ -18,6 +18,7 @@ mod pipeline;
 mod plan;
 mod prepare;
 mod state;
+mod status;
 
 pub use error::InstallError;
 pub use events::{Event, NoopReporter, Reporter};
@@ -25,3 +26,5 @@ pub use options::{Include, InstallOptions};
 pub use pacquet_lockfile::LockfileSource;
 pub use pacquet_lockfile::SupportedArchitectures;
 pub use pipeline::{install, InstallSummary, Timings};
+pub use prepare::store_path;
+pub use status::store_status;

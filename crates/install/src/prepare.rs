@@ -107,9 +107,13 @@ pub enum Prepared {
   Install(Box<Work>),
 }
 
-pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepared, InstallError> {
+/// The lockfile's text (when it is a file), where it is, and the project directory.
+fn locate(
+  source: &LockfileSource,
+  options: &InstallOptions,
+) -> Result<(Option<String>, Option<PathBuf>, PathBuf), InstallError> {
   let cwd = std::env::current_dir().map_err(|source| InstallError::Fs { path: ".".into(), source })?;
-  let (text, file) = match &source {
+  let (text, file) = match source {
     LockfileSource::Path(path) => {
       let (text, file) = read_lockfile_text(&cwd.join(path))?;
       (Some(text), Some(file))
@@ -119,23 +123,26 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   let lockfile_dir = match (&options.dir, &file) {
     (Some(dir), _) => normalize(&cwd.join(dir)),
     (None, Some(file)) => normalize(file.parent().unwrap_or(Path::new("."))),
-    (None, None) => cwd.clone(),
+    (None, None) => cwd,
   };
+  Ok((text, file, lockfile_dir))
+}
+
+/// The settings and the plan, with nothing written (for commands that only look).
+pub fn load(source: LockfileSource, options: InstallOptions) -> Result<(Settings, Plan), InstallError> {
+  let (text, file, lockfile_dir) = locate(&source, &options)?;
   let settings = settings(lockfile_dir, options)?;
+  let (_, plan) = parse_and_plan(source, text.as_deref(), file.as_deref(), &settings)?;
+  Ok((settings, plan))
+}
 
-  // The shortcut: same lockfile bytes, same settings, and everything still in place.
-  let repeat = text.as_ref().map(|t| (state::lockfile_hash(t.as_bytes()), settings.key()));
-  if let Some((hash, key)) = &repeat {
-    if let Some(s) = state::read_repeat_state(&settings.modules_dir) {
-      if &s.lockfile_hash == hash && &s.settings == key && state::repeat_state_holds(&s) {
-        return Ok(Prepared::UpToDate(Box::new(settings)));
-      }
-    }
-  }
-  // From here on node_modules may change: the old proof must not outlive this install.
-  let _ = std::fs::remove_file(state::repeat_state_path(&settings.modules_dir));
-
-  let lockfile = match (source, &text, &file) {
+fn parse_and_plan(
+  source: LockfileSource,
+  text: Option<&str>,
+  file: Option<&Path>,
+  settings: &Settings,
+) -> Result<(Lockfile, Plan), InstallError> {
+  let lockfile = match (source, text, file) {
     (LockfileSource::Value(value), _, _) => lockfile_from_value(value)?,
     (_, Some(text), Some(file)) => parse_lockfile(text, file)?,
     _ => return Err(InstallError::Internal("lockfile text missing".into())),
@@ -150,6 +157,33 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     supported: &settings.options.supported_architectures,
     max_length: settings.max_length,
   })?;
+  Ok((lockfile, plan))
+}
+
+/// Where the store of a project is (with its `v11`), as an install would choose it.
+pub fn store_path(options: InstallOptions) -> Result<PathBuf, InstallError> {
+  let cwd = std::env::current_dir().map_err(|source| InstallError::Fs { path: ".".into(), source })?;
+  let dir = normalize(&cwd.join(options.dir.clone().unwrap_or_default()));
+  Ok(settings(dir, options)?.store.root().to_path_buf())
+}
+
+pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepared, InstallError> {
+  let (text, file, lockfile_dir) = locate(&source, &options)?;
+  let settings = settings(lockfile_dir, options)?;
+
+  // The shortcut: same lockfile bytes, same settings, and everything still in place.
+  let repeat = text.as_ref().map(|t| (state::lockfile_hash(t.as_bytes()), settings.key()));
+  if let Some((hash, key)) = &repeat {
+    if let Some(s) = state::read_repeat_state(&settings.modules_dir) {
+      if &s.lockfile_hash == hash && &s.settings == key && state::repeat_state_holds(&s) {
+        return Ok(Prepared::UpToDate(Box::new(settings)));
+      }
+    }
+  }
+  // From here on node_modules may change: the old proof must not outlive this install.
+  let _ = std::fs::remove_file(state::repeat_state_path(&settings.modules_dir));
+
+  let (lockfile, plan) = parse_and_plan(source, text.as_deref(), file.as_deref(), &settings)?;
   if !settings.has_registry && !settings.offline {
     let needs_registry =
       plan.slots.iter().any(|s| matches!(&s.source, Source::Remote { url, .. } if !url.contains("://")));

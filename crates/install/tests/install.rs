@@ -464,3 +464,20 @@ async fn repeat_and_incremental_installs_touch_only_what_changed() {
   let modules = std::fs::read_to_string(project.join("node_modules/.modules.yaml")).unwrap();
   assert!(modules.contains(&*other.join("v11").to_string_lossy()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_status_lists_packages_changed_in_node_modules() {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  let status =
+    || pacquet_install::store_status(LockfileSource::Path(project.clone()), options(&registry, &store));
+  assert!(status().unwrap().is_empty());
+  assert_eq!(pacquet_install::store_path(options(&registry, &store)).unwrap(), store.join("v11"));
+  // An edit in node_modules is an edit of the store (hardlinks): reported.
+  std::fs::write(project.join("node_modules/.pnpm/b@2.0.0/node_modules/b/index.js"), "edited").unwrap();
+  assert_eq!(status().unwrap(), vec!["b@2.0.0".to_string()]);
+}
