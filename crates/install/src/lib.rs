@@ -9,6 +9,7 @@ mod bin_links;
 mod bins;
 mod builds;
 mod config;
+mod current_lockfile;
 mod error;
 mod events;
 mod hoist;

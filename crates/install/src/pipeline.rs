@@ -456,15 +456,28 @@ fn write_state(
   };
   let lock_yaml = settings.virtual_store_dir.join(state::CURRENT_LOCKFILE);
   let everything = settings.include == Include::default();
-  match (&wanted.text, everything) {
-    // pnpm's current lockfile is the wanted one filtered to what was installed; with
-    // everything included that is the same document.
-    (Some(text), true) => {
+  // pnpm's current lockfile is the wanted one filtered to what was installed; with
+  // everything included that is the same document.
+  let current = match &wanted.text {
+    Some(text) if everything => Some(text.clone()),
+    Some(text) => {
+      let installed: HashSet<String> = plan
+        .slots
+        .iter()
+        .map(|s| s.dep_path.clone())
+        .chain(plan.skipped.iter().map(|s| s.dep_path.clone()))
+        .collect();
+      crate::current_lockfile::filter(text, settings.include, &installed)
+    }
+    None => None,
+  };
+  match current {
+    Some(text) => {
       std::fs::create_dir_all(&settings.virtual_store_dir).map_err(fs_err(&settings.virtual_store_dir))?;
       state::write_atomic(&lock_yaml, text.as_bytes()).map_err(fs_err(&lock_yaml))?;
     }
     // Without it, the next install compares nothing and checks every slot: slower, never wrong.
-    _ => {
+    None => {
       let _ = std::fs::remove_file(&lock_yaml);
     }
   }
