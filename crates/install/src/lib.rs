@@ -12,6 +12,7 @@ mod config;
 mod current_lockfile;
 mod error;
 mod events;
+mod finish;
 mod hoist;
 mod local;
 mod options;

@@ -22,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::InstallError;
 use crate::events::{Event, Reporter};
-use crate::options::{Include, InstallOptions};
-use crate::plan::{Plan, SkippedPlan, SlotPlan, Source};
-use crate::prepare::{prepare, Prepared, Settings, WantedLockfile, Work};
+use crate::finish::{forget_failed, hoist_and_link, link_importers, remove_stale, write_state, Builds};
+use crate::options::InstallOptions;
+use crate::plan::{SkippedPlan, SlotPlan, Source};
+use crate::prepare::{prepare, Prepared, Work};
 use crate::state;
 
 /// A package's files: in-package path, blob (or source file), mode.
@@ -305,190 +306,6 @@ pub async fn install(
     virtual_store_dir: settings.virtual_store_dir.clone(),
     timings,
   })
-}
-
-/// Removes what the previous install had and this lockfile no longer wants.
-fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
-  slots.par_iter().for_each(|dir| {
-    let _ = std::fs::remove_dir_all(dir);
-  });
-  for link in links {
-    if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
-      let _ = std::fs::remove_file(link);
-    }
-  }
-}
-
-/// `.modules.yaml`, `lock.yaml` and the repeat-install proof, written last: they claim that
-/// `node_modules` is complete.
-/// What `.modules.yaml` says of builds.
-struct Builds {
-  pending: Vec<String>,
-  /// Written only when pnpm would have run a build step (scripts not ignored, something to build).
-  ignored: Option<Vec<String>>,
-}
-
-impl Builds {
-  /// As pnpm records them: with scripts ignored, every package that needs a build is
-  /// pending (and stays so until it runs); otherwise the ones the build policy neither
-  /// allows nor forbids are "ignored" (blocked until approved).
-  fn new(
-    settings: &Settings,
-    wanted: &WantedLockfile,
-    needs: &[String],
-    previous_pending: Vec<String>,
-  ) -> Builds {
-    if settings.ignore_scripts {
-      let mut pending: Vec<String> = previous_pending
-        .into_iter()
-        .filter(|p| wanted.lockfile.snapshots.contains_key(p) || wanted.lockfile.importers.contains_key(p))
-        .collect();
-      // Projects with install scripts of their own come first, as pnpm lists them.
-      for id in wanted.lockfile.importers.keys() {
-        let manifest = std::fs::read(settings.lockfile_dir.join(id).join("package.json"))
-          .ok()
-          .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let scripts = manifest.as_ref().and_then(|m| m.get("scripts"));
-        let has_install_script = ["preinstall", "prepublish", "install", "postinstall", "prepare"]
-          .iter()
-          .any(|s| scripts.and_then(|v| v.get(s)).is_some_and(|v| v.as_str().is_some_and(|v| !v.is_empty())));
-        if has_install_script && !pending.contains(id) {
-          pending.push(id.clone());
-        }
-      }
-      for dep_path in needs {
-        if !pending.contains(dep_path) {
-          pending.push(dep_path.clone());
-        }
-      }
-      Builds { pending, ignored: None }
-    } else if needs.is_empty() {
-      Builds { pending: vec![], ignored: None }
-    } else {
-      let mut ignored: Vec<String> =
-        needs.iter().filter(|d| settings.build_policy.verdict(d).is_none()).cloned().collect();
-      ignored.sort();
-      Builds { pending: vec![], ignored: Some(ignored) }
-    }
-  }
-}
-
-/// pnpm's hoisting: links in `<virtualStoreDir>/node_modules` (private) and the root
-/// `node_modules` (public); links the previous install hoisted and this one does not are removed.
-fn hoist_and_link(
-  settings: &Settings,
-  wanted: &WantedLockfile,
-  plan: &Plan,
-  skipped: &[String],
-  previous: Option<crate::state::HoistedDependencies>,
-) -> Result<crate::hoist::HoistResult, InstallError> {
-  use crate::hoist::{hoist, HoistOptions, HoistResult};
-  let private_dir = settings.virtual_store_dir.join("node_modules");
-  let public_dir = &settings.modules_dir;
-  let mut wanted_links: HashSet<PathBuf> = HashSet::new();
-  let result = if settings.hoist_pattern.is_empty() && settings.public_hoist_pattern.is_empty() {
-    HoistResult::default()
-  } else {
-    let installed: HashSet<&str> = plan.slots.iter().map(|s| s.dep_path.as_str()).collect();
-    let mut not_installed: HashSet<String> = skipped.iter().cloned().collect();
-    not_installed
-      .extend(wanted.lockfile.snapshots.keys().filter(|k| !installed.contains(k.as_str())).cloned());
-    let importer_ids: Vec<String> = wanted.lockfile.importers.keys().cloned().collect();
-    let workspace_packages = importer_ids
-      .iter()
-      .filter(|id| id.as_str() != ".")
-      .filter_map(|id| {
-        let manifest = std::fs::read(settings.lockfile_dir.join(id).join("package.json")).ok()?;
-        let name =
-          serde_json::from_slice::<serde_json::Value>(&manifest).ok()?.get("name")?.as_str()?.to_string();
-        Some((id.clone(), name))
-      })
-      .collect();
-    let options = HoistOptions {
-      hoist_pattern: settings.hoist_pattern.clone(),
-      public_hoist_pattern: settings.public_hoist_pattern.clone(),
-      include: settings.include,
-      virtual_store_dir_max_length: settings.max_length,
-      workspace_packages,
-      private_dir_outside_project: !settings.virtual_store_dir.starts_with(&settings.lockfile_dir),
-    };
-    let result = hoist(&wanted.lockfile, &importer_ids, &not_installed, &options);
-    let pkg_dirs: std::collections::HashMap<&str, &Path> =
-      plan.slots.iter().map(|s| (s.dep_path.as_str(), s.pkg_dir.as_path())).collect();
-    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for h in &result.dependencies {
-      if let Some(target) = pkg_dirs.get(h.dep_path.as_str()) {
-        let dir = if h.public { public_dir } else { &private_dir };
-        links.push((dir.join(&h.alias), target.to_path_buf()));
-      }
-    }
-    for p in &result.projects {
-      let dir = if p.public { public_dir } else { &private_dir };
-      links.push((dir.join(&p.alias), crate::plan::normalize(&settings.lockfile_dir.join(&p.importer_id))));
-    }
-    links.par_iter().try_for_each(|(link, target)| symlink_dir(target, link))?;
-    wanted_links.extend(links.into_iter().map(|(l, _)| l));
-    result
-  };
-  for (_, aliases) in previous.unwrap_or_default() {
-    for (alias, kind) in aliases {
-      let link = if kind == "public" { public_dir.join(&alias) } else { private_dir.join(&alias) };
-      if !wanted_links.contains(&link)
-        && std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink())
-      {
-        let _ = std::fs::remove_file(&link);
-      }
-    }
-  }
-  Ok(result)
-}
-
-fn write_state(
-  settings: &Settings,
-  wanted: &WantedLockfile,
-  plan: &Plan,
-  content: state::ModulesContent,
-  repeat: Option<(String, String)>,
-) -> Result<(), InstallError> {
-  let fs_err = |path: &Path| {
-    let path = path.to_path_buf();
-    move |source| InstallError::Fs { path, source }
-  };
-  let lock_yaml = settings.virtual_store_dir.join(state::CURRENT_LOCKFILE);
-  let everything = settings.include == Include::default();
-  // pnpm's current lockfile is the wanted one filtered to what was installed; with
-  // everything included that is the same document.
-  let current = match &wanted.text {
-    Some(text) if everything => Some(text.clone()),
-    Some(text) => {
-      let installed: HashSet<String> = plan
-        .slots
-        .iter()
-        .map(|s| s.dep_path.clone())
-        .chain(plan.skipped.iter().map(|s| s.dep_path.clone()))
-        .collect();
-      crate::current_lockfile::filter(text, settings.include, &installed)
-    }
-    None => None,
-  };
-  match current {
-    Some(text) => {
-      std::fs::create_dir_all(&settings.virtual_store_dir).map_err(fs_err(&settings.virtual_store_dir))?;
-      state::write_atomic(&lock_yaml, text.as_bytes()).map_err(fs_err(&lock_yaml))?;
-    }
-    // Without it, the next install compares nothing and checks every slot: slower, never wrong.
-    None => {
-      let _ = std::fs::remove_file(&lock_yaml);
-    }
-  }
-  state::write_modules_manifest(&settings.layout(), content).map_err(fs_err(&settings.modules_dir))?;
-  if let Some((hash, key)) = repeat {
-    let proof = crate::prepare::repeat_state(plan, hash, key);
-    let bytes = serde_json::to_vec(&proof).map_err(|e| InstallError::Internal(e.to_string()))?;
-    let path = state::repeat_state_path(&settings.modules_dir);
-    state::write_atomic(&path, &bytes).map_err(fs_err(&path))?;
-  }
-  Ok(())
 }
 
 /// For each slot, the verified store files if the store has the package whole.
@@ -834,36 +651,6 @@ fn report_imported(ctx: &Ctx, slot: &SlotPlan) {
     requester: ctx.requester.clone(),
     to: slot.pkg_dir.to_string_lossy().into_owned(),
   });
-}
-
-/// Removes what an unfetchable optional package left: its partial slot, and the links other
-/// slots made to it (they were made in parallel with its download).
-fn forget_failed(
-  failed: &[SlotPlan],
-  gone: &std::collections::HashSet<PathBuf>,
-  slot_links: &[(PathBuf, Vec<(String, PathBuf)>)],
-) {
-  for slot in failed {
-    let _ = std::fs::remove_dir_all(&slot.slot_dir);
-  }
-  for (modules, links) in slot_links {
-    for (alias, target) in links {
-      if gone.contains(target) {
-        let _ = std::fs::remove_file(modules.join(alias));
-      }
-    }
-  }
-}
-
-fn link_importers(importers: &[crate::plan::ImporterPlan]) -> Result<(), InstallError> {
-  importers.par_iter().try_for_each(|importer| {
-    std::fs::create_dir_all(&importer.modules_dir)
-      .map_err(|source| InstallError::Fs { path: importer.modules_dir.clone(), source })?;
-    importer.links.par_iter().try_for_each(|(alias, target)| {
-      symlink_dir(target, &importer.modules_dir.join(alias))?;
-      Ok(())
-    })
-  })
 }
 
 fn ms(d: Duration) -> f64 {
