@@ -7,7 +7,7 @@
 // Needs (else the suite is skipped with the reason; with PACQUET_PARITY_REQUIRED=1, as
 // .ci/run sets it, a missing piece fails instead):
 //   PACQUET_PARITY_MIRROR  a tarball mirror filled by
-//                          `node bench/fill-mirror.mjs <dir> bench/fixtures/{small,alotta}/pnpm-lock.yaml`
+//                          `node bench/fill-mirror.mjs <dir> bench/fixtures/{small,alotta,workspace}/pnpm-lock.yaml`
 //   pnpm 11                the `pnpm` devDependency (`npm install`)
 //   Node.js >= 22.13       for pnpm 11: PACQUET_PARITY_NODE, or this Node.js if recent enough
 // The tests themselves only talk to a registry on 127.0.0.1 (bench/registry.mjs on the mirror).
@@ -30,13 +30,8 @@ const PROCESS_TIMEOUT = 180_000 // per install; a hang guard (alotta takes ~10 s
 // ---------------------------------------------------------------------------------------
 // What may differ, and why.
 
-// Files one tool writes and the other does not. Both are bookkeeping of the tool, not layout:
-const ONLY_PNPM = {
-  // pnpm's cache of its last validation of the workspace (its resolved settings, the
-  // lockfile's and manifests' mtimes in ns, a timestamp). Not part of the layout; what its
-  // absence costs is tested below ("pnpm 11 changes no file in our tree").
-  'node_modules/.pnpm-workspace-state-v1.json': true
-}
+// Files one tool writes and the other does not: bookkeeping of the tool, not layout.
+const ONLY_PNPM = {}
 const ONLY_OURS = {
   // the addon's repeat-install proof (lockfile hash, settings, marker files). pnpm ignores
   // dot-entries of node_modules it does not know (even `pnpm clean` leaves them).
@@ -44,6 +39,20 @@ const ONLY_OURS = {
 }
 // Compared parsed, field by field (below), not byte for byte.
 const PARSED = 'node_modules/.modules.yaml'
+const WORKSPACE_STATE = 'node_modules/.pnpm-workspace-state-v1.json'
+// pnpm's workspace state (written by the CLI, see cli/workspace-state.js): the fields that
+// record when the install ran, and the lockfile's mtime and ctime (each install copies the
+// fixture anew). Everything else (settings, digests of the lockfile and manifests, projects,
+// local dependencies) must be equal.
+const WORKSPACE_STATE_VOLATILE = (state) => {
+  const copy = structuredClone(state)
+  delete copy.lastValidatedTimestamp
+  if (copy.validation) {
+    delete copy.validation.recordedAtNs
+    for (const file of Object.values(copy.validation.files ?? {})) { delete file.mtimeNs; delete file.ctimeNs }
+  }
+  return copy
+}
 
 // .modules.yaml fields that name the tool or the time of the install; their shape is checked.
 const TOOL_FIELDS = {
@@ -76,31 +85,13 @@ const ORDER_FREE = new Set(['pendingBuilds', 'ignoredBuilds', 'skipped'])
 // scripts are ignored or no package needs a build, else the list, possibly [].)
 const MODULES_YAML_TODO = {}
 
-// pnpm 11 keeps `node_modules/.pnpm-workspace-state-v1.json` and, when it finds one that
-// matches, says "Already up to date" without touching node_modules. The addon writes none, so
-// pnpm re-links the project "headless": it finds every package in place (nothing added), but
-// rewrites .modules.yaml and some bin shims, and writes its state file. pnpm does exactly the
-// same to a tree it installed itself once that file is deleted (checked by hand on alotta:
-// same 11 shims, same .modules.yaml changes), so these are pnpm's re-link output, not our layout:
-const RELINK_REWRITES = [
-  // bin shims in a package's own node_modules/.bin: a fresh install points them at the
-  // dependency's slot (../../../../../mime@1.6.0/node_modules/mime/cli.js), a re-link at the
-  // symlink next to the package (../../../mime/cli.js). Both run the same file.
-  /^node_modules\/\.pnpm\/[^/]+\/node_modules\/(@[^/]+\/)?[^/]+\/node_modules\/\.bin\/[^/]+$/
-]
-// .modules.yaml fields pnpm's re-link rewrites: it records itself, and writes ignoredBuilds
-// only for builds it ran into in this run (none: nothing was imported).
-const RELINK_MODULES_FIELDS = new Set(['packageManager', 'ignoredBuilds'])
-const NO_STATE_FILE_TODO = 'the addon writes no node_modules/.pnpm-workspace-state-v1.json, so pnpm 11 does not ' +
-  'take its "Already up to date" fast path: it re-links the project (reporting "Lockfile is up to date, resolution ' +
-  'step is skipped"), rewrites .modules.yaml (packageManager, drops `ignoredBuilds: []`), writes the state file, ' +
-  'and on alotta rewrites 11 bin shims in <pkg>/node_modules/.bin (re-link shims go through the symlink next to ' +
-  'the package); pnpm does the same to its own tree when that file is missing. Fix: write the state file as ' +
-  'pnpm 11 does (settings, lastValidatedTimestamp, validation digests of pnpm-lock.yaml and package.json)'
-
 // What runs: each fixture as bench/run-scenarios.sh sets it up, and alotta once more with
 // `ignoreScripts: true` (packages that need a build become pendingBuilds, and pnpm links bins
-// by another route). `treeTodo`: paths known to differ today, compared in a todo subtest.
+// by another route), and a workspace of four projects with `link:`, injected (`file:`)
+// workspace packages and a local directory package. `treeTodo`: paths known to differ today,
+// compared in a todo subtest. `relinksLocal`: pnpm never takes a tree with local directory
+// packages as up to date (their files may have changed): it re-imports them, on its own tree
+// as on ours, and the test then asks for the same output and the same changes on both.
 const SCENARIOS = [
   { name: 'small', fixture: 'small' },
   { name: 'alotta', fixture: 'alotta' },
@@ -108,7 +99,8 @@ const SCENARIOS = [
     name: 'alotta, ignoreScripts: true',
     fixture: 'alotta',
     workspace: 'ignoreScripts: true\n'
-  }
+  },
+  { name: 'workspace', fixture: 'workspace', relinksLocal: true }
 ]
 
 // ---------------------------------------------------------------------------------------
@@ -117,7 +109,7 @@ const tools = findPnpm()
 let skipReason = false
 if (!MIRROR) {
   skipReason = 'PACQUET_PARITY_MIRROR is not set: fill a mirror with `node bench/fill-mirror.mjs <dir> ' +
-    'bench/fixtures/small/pnpm-lock.yaml bench/fixtures/alotta/pnpm-lock.yaml` and point it there (.ci/run does)'
+    'bench/fixtures/{small,alotta,workspace}/pnpm-lock.yaml` and point it there (.ci/run does)'
 } else if (!fs.existsSync(MIRROR)) {
   skipReason = `PACQUET_PARITY_MIRROR=${MIRROR} does not exist`
 } else if (tools.reason) {
@@ -134,7 +126,7 @@ for (const scenario of SCENARIOS) {
   })
 }
 
-async function parity (t, { fixture, workspace = '', treeTodo }) {
+async function parity (t, { fixture, workspace = '', treeTodo, relinksLocal = false }) {
   const tmp = makeTempDir(`pacquet-parity-${fixture}-`)
   const registry = await startMirrorRegistry(MIRROR)
   t.after(async () => {
@@ -144,6 +136,7 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
   const project = path.join(tmp, 'project') // both installs happen here: shims hold absolute paths
   const storeDir = path.join(tmp, 'store') //  and .modules.yaml the store's
   const pnpmTree = path.join(tmp, 'pnpm-tree')
+  const pnpmStore = path.join(tmp, 'pnpm-store')
   const home = (label) => path.join(tmp, `home-${label}`)
   const pnpm = (args, label) =>
     run(tools.node, [tools.pnpm, ...args], { cwd: project, env: toolEnv(home(label), tools.nodeDir), timeout: PROCESS_TIMEOUT })
@@ -160,7 +153,7 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
   const pnpmLs = await pnpm(['ls', '--depth', '0'], 'pnpm')
   assert.equal(pnpmLs.status, 0, `pnpm ls failed:\n${pnpmLs.stdout}\n${pnpmLs.stderr}`)
   fs.renameSync(project, pnpmTree)
-  fs.renameSync(storeDir, path.join(tmp, 'pnpm-store'))
+  fs.renameSync(storeDir, pnpmStore)
   step('pnpm ls')
 
   // 2. Ours, through the CLI, at the same path with an empty store at the same path.
@@ -179,7 +172,7 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
   const treeDiff = (keep) => ({
     onlyA: diff.onlyA.filter(p => !ONLY_PNPM[p] && keep(p)),
     onlyB: diff.onlyB.filter(p => !ONLY_OURS[p] && keep(p)),
-    differ: diff.differ.filter(d => d.path !== PARSED && keep(d.path))
+    differ: diff.differ.filter(d => d.path !== PARSED && d.path !== WORKSPACE_STATE && keep(d.path))
   })
   const assertSameTrees = (rest) => {
     const lines = formatDiff(rest, pnpmList, ourList, { labels: ['pnpm 11', 'ours'], limit: 60 })
@@ -191,7 +184,8 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
     assertSameTrees(treeDiff(p => !inTodo(p)))
     // the allowed ones are what they claim to be
     assert.ok(ourList.has(PARSED) && pnpmList.has(PARSED), '.modules.yaml on both sides')
-    assert.deepEqual(diff.onlyB.filter(p => ONLY_OURS[p]), Object.keys(ONLY_OURS), 'our state file is there')
+    // (no repeat-install proof where local directory packages are re-imported on every install)
+    assert.deepEqual(diff.onlyB.filter(p => ONLY_OURS[p]), relinksLocal ? [] : Object.keys(ONLY_OURS), 'our state file is there')
   })
 
   if (treeTodo) {
@@ -199,6 +193,11 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
       assertSameTrees(treeDiff(inTodo))
     })
   }
+
+  await t.test('pnpm\'s workspace state: the same settings, projects and digests', () => {
+    const [pnpmState, ourState] = [pnpmTree, project].map(dir => JSON.parse(fs.readFileSync(path.join(dir, WORKSPACE_STATE), 'utf8')))
+    assert.deepEqual(WORKSPACE_STATE_VOLATILE(ourState), WORKSPACE_STATE_VOLATILE(pnpmState))
+  })
 
   const pnpmModules = readModulesYaml(pnpmTree)
   const ourModules = readModulesYaml(project)
@@ -233,42 +232,55 @@ async function parity (t, { fixture, workspace = '', treeTodo }) {
     assert.equal(ls.stdout, pnpmLs.stdout)
   })
 
-  // 3. pnpm 11 on our tree, offline, with our store.
+  // 3. pnpm 11 on our tree, offline, with our store; then, where pnpm re-links local packages,
+  //    on its own tree too (moved back to the project path, its store to the store path).
   step('comparisons, pnpm ls on ours')
-  const offline = await pnpm(['install', '--frozen-lockfile', '--offline', '--store-dir', storeDir], 'ours')
-  step('pnpm install --offline on ours')
+  const offlineArgs = ['install', '--frozen-lockfile', '--offline', '--store-dir', storeDir]
+  const offline = await pnpm(offlineArgs, 'ours')
   const afterList = await listTree(project)
-  step('listing ours again')
+  step('pnpm install --offline on ours, listing ours again')
   const changes = diffListings(ourList, afterList, { mode: true, hash: true, nlink: true })
   const changeLines = formatDiff(changes, ourList, afterList, { labels: ['before', 'after'], limit: 60 })
+  const ourModulesAfter = readModulesYaml(project)
+  const outputOf = (r) => `${r.stdout}\n${r.stderr}`
 
-  await t.test('pnpm install --frozen-lockfile --offline finds our tree up to date', () => {
-    const out = `${offline.stdout}\n${offline.stderr}`
-    assert.equal(offline.status, 0, `pnpm install --offline failed:\n${out}`)
-    assert.match(out, /Already up to date/, out)
-    assert.doesNotMatch(out, /Packages: [+-]\d/, `pnpm added or removed packages:\n${out}`)
-    assert.doesNotMatch(out, /(downloaded|added) [1-9]/, `pnpm imported packages:\n${out}`)
+  await t.test('pnpm install --frozen-lockfile --offline succeeds on our tree', () => {
+    assert.equal(offline.status, 0, `pnpm install --offline failed:\n${outputOf(offline)}`)
+    assert.doesNotMatch(outputOf(offline), /downloaded [1-9]/, `pnpm downloaded packages:\n${outputOf(offline)}`)
   })
 
-  await t.test('pnpm install --offline changes nothing in our tree but what its re-link rewrites', () => {
-    const unexpected = {
-      onlyA: changes.onlyA,
-      onlyB: changes.onlyB.filter(p => !ONLY_PNPM[p]),
-      // (paths of a treeTodo: pnpm re-links them to its form, the same known difference)
-      differ: changes.differ.filter(d => d.path !== PARSED && !RELINK_REWRITES.some(re => re.test(d.path)) && !inTodo(d.path))
-    }
-    const lines = formatDiff(unexpected, ourList, afterList, { labels: ['before', 'after'], limit: 60 })
-    assert.deepEqual(lines, [], `pnpm changed our tree:\n${lines.join('\n')}`)
-    const after = readModulesYaml(project)
-    const fields = new Set([...Object.keys(ourModules), ...Object.keys(after)])
-    const rewritten = [...fields].filter(f => !RELINK_MODULES_FIELDS.has(f) &&
-      !isDeepStrictEqual(normalizeField(f, ourModules[f]), normalizeField(f, after[f])))
-    assert.deepEqual(rewritten, [], 'pnpm rewrote .modules.yaml fields beyond packageManager and ignoredBuilds')
-  })
+  if (!relinksLocal) {
+    await t.test('pnpm install --frozen-lockfile --offline finds our tree up to date', () => {
+      const out = outputOf(offline)
+      assert.match(out, /Already up to date/, out)
+      assert.doesNotMatch(out, /Lockfile is up to date, resolution step is skipped/, `pnpm did not take its up-to-date fast path:\n${out}`)
+      assert.doesNotMatch(out, /Packages: [+-]\d/, `pnpm added or removed packages:\n${out}`)
+    })
+    await t.test('pnpm install --offline changes no file in our tree', () => {
+      assert.deepEqual(changeLines, [], `pnpm changed ${changeLines.length} entries (- before only, + after only, ~ differ; before | after):\n${changeLines.join('\n')}`)
+    })
+    return
+  }
 
-  await t.test('pnpm install --offline changes no file in our tree', { todo: NO_STATE_FILE_TODO }, () => {
-    assert.deepEqual(changeLines, [], `pnpm changed ${changeLines.length} entries (- before only, + after only, ~ differ; before | after):\n${changeLines.join('\n')}`)
-    assert.doesNotMatch(offline.stdout, /Lockfile is up to date, resolution step is skipped/, 'pnpm did not take its up-to-date fast path')
+  fs.renameSync(project, path.join(tmp, 'our-tree'))
+  fs.renameSync(storeDir, path.join(tmp, 'our-store'))
+  fs.renameSync(pnpmTree, project)
+  fs.renameSync(pnpmStore, storeDir)
+  const pnpmOffline = await pnpm(offlineArgs, 'pnpm')
+  const pnpmAfterList = await listTree(project)
+  step('pnpm install --offline on its own tree, listing it again')
+
+  await t.test('pnpm install --offline does to our tree what it does to its own', () => {
+    assert.equal(pnpmOffline.status, 0, `pnpm install --offline failed on its own tree:\n${outputOf(pnpmOffline)}`)
+    const summary = (r) => outputOf(r).split('\n').filter(l => /^(Already up to date|Packages: |Progress: .*done|Lockfile is up to date)/.test(l))
+    assert.deepEqual(summary(offline), summary(pnpmOffline))
+    const pnpmChanges = diffListings(pnpmList, pnpmAfterList, { mode: true, hash: true, nlink: true })
+    // .modules.yaml is rewritten on ours alone because it names another packageManager; after
+    // the re-link both say the same (prunedAt aside: the time of each install).
+    const changed = (c) => ({ onlyA: c.onlyA, onlyB: c.onlyB, differ: c.differ.map(d => d.path).filter(p => p !== PARSED).sort() })
+    assert.deepEqual(changed(changes), changed(pnpmChanges))
+    const withoutTime = ({ prunedAt, ...rest }) => rest
+    assert.deepEqual(withoutTime(ourModulesAfter), withoutTime(readModulesYaml(project)))
   })
 }
 

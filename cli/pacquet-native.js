@@ -11,6 +11,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 
 const { version: VERSION } = require('../package.json')
+const { writeWorkspaceState } = require('./workspace-state.js')
 
 const HELP = `Usage: pacquet-native install [options]
        pacquet-native store path|status [options]
@@ -383,8 +384,8 @@ const WORKSPACE_KEYS = {
   ignoreScripts: 'boolean'
 }
 
-/** The settings this CLI uses from <dir>/pnpm-workspace.yaml ({} when there is none). */
-function readWorkspaceSettings (dir, warn = () => {}) {
+/** <dir>/pnpm-workspace.yaml parsed ({} when there is none). */
+function readWorkspaceManifest (dir, warn = () => {}) {
   const file = path.join(dir, 'pnpm-workspace.yaml')
   let text
   try { text = fs.readFileSync(file, 'utf8') } catch (err) {
@@ -404,7 +405,12 @@ function readWorkspaceSettings (dir, warn = () => {}) {
       if (m) { try { doc[m[1]] = parseInline(m[2], 0) } catch {} }
     }
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return {}
+  return doc && typeof doc === 'object' && !Array.isArray(doc) ? doc : {}
+}
+
+/** The settings this CLI uses from <dir>/pnpm-workspace.yaml ({} when there is none). */
+function readWorkspaceSettings (dir, warn = () => {}, doc = readWorkspaceManifest(dir, warn)) {
+  const file = path.join(dir, 'pnpm-workspace.yaml')
   const settings = {}
   for (const [key, type] of Object.entries(WORKSPACE_KEYS)) {
     const value = doc[key]
@@ -453,14 +459,28 @@ function readNpmrc (file, env) {
   return out
 }
 
+function readUserAndProjectNpmrc (dir, env) {
+  const userrc = env.npm_config_userconfig || env.NPM_CONFIG_USERCONFIG || path.join(env.HOME || os.homedir(), '.npmrc')
+  return { ...readNpmrc(userrc, env), ...readNpmrc(path.join(dir, '.npmrc'), env) }
+}
+
+/** `@scope:registry` entries of the user's and the project's .npmrc, as { '@scope': url }. */
+function readScopedRegistries (dir, env) {
+  const routes = {}
+  for (const [key, value] of Object.entries(readUserAndProjectNpmrc(dir, env))) {
+    const m = /^(@[^:/]+):registry$/.exec(key)
+    if (m && value) routes[m[1]] = value.endsWith('/') ? value : `${value}/`
+  }
+  return routes
+}
+
 /**
  * Authorization headers by nerf-darted registry URI, from the user's and the project's
  * .npmrc (the project wins): `//host/:_authToken`, `//host/:_auth`,
  * `//host/:username` + `//host/:_password`.
  */
 function readAuthHeaders (dir, env) {
-  const userrc = env.npm_config_userconfig || env.NPM_CONFIG_USERCONFIG || path.join(env.HOME || os.homedir(), '.npmrc')
-  const conf = { ...readNpmrc(userrc, env), ...readNpmrc(path.join(dir, '.npmrc'), env) }
+  const conf = readUserAndProjectNpmrc(dir, env)
   const headers = {}
   const users = {}
   for (const [key, value] of Object.entries(conf)) {
@@ -788,7 +808,8 @@ async function main (argv = process.argv.slice(2), io = {}) {
       throw new CliError('ERR_PNPM_NO_LOCKFILE', `Cannot install with "frozen-lockfile" because pnpm-lock.yaml is absent in ${dir}`,
         'Run "pnpm install" once to create the lockfile, or point --dir at the project.')
     }
-    const settings = readWorkspaceSettings(dir, reporter.warn)
+    const workspace = readWorkspaceManifest(dir, reporter.warn)
+    const settings = readWorkspaceSettings(dir, reporter.warn, workspace)
     const options = buildOptions(args, settings, { dir, cwd, env })
     const addon = loadAddon()
     options.onProgress = (event) => reporter.onEvent(event)
@@ -803,6 +824,11 @@ async function main (argv = process.argv.slice(2), io = {}) {
       if (!registry) throw error
       options.registries = { default: registry }
       result = await addon.linkVirtualStore(lockfile, options)
+    }
+    try {
+      writeWorkspaceState({ dir, doc: workspace, options, scopedRegistries: readScopedRegistries(dir, env) })
+    } catch (error) {
+      reporter.warn(`Could not write pnpm's workspace state (pnpm will re-link this project once): ${error.message}`)
     }
     reporter.finish(result, Date.now() - started)
     return 0

@@ -154,18 +154,23 @@ export function startMirrorRegistry (mirror, { timeout = 15_000 } = {}) {
 
 /**
  * Writes a fresh project from a bench fixture into `dir`, as bench/run-scenarios.sh does
- * with POLICY=lean: package.json and pnpm-lock.yaml copied, pnpm-workspace.yaml with its
+ * with POLICY=lean: the fixture's files copied, pnpm-workspace.yaml with its
  * storeDir replaced and `minimumReleaseAge: 0` / `updateNotifier: false` added (then
- * `workspace`, more settings as YAML lines), and an .npmrc that names the registry.
+ * `workspace`, more settings as YAML lines), and an .npmrc that names the registry (for
+ * pnpm's `@jsr` scope too).
  */
 export function writeFixtureProject (dir, fixtureDir, { storeDir, registry, workspace: extra = '' }) {
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
-  for (const f of ['package.json', 'pnpm-lock.yaml']) fs.copyFileSync(path.join(fixtureDir, f), path.join(dir, f))
+  // The whole fixture: a workspace fixture brings its projects and local packages.
+  fs.cpSync(fixtureDir, dir, { recursive: true })
   let workspace = ''
   try { workspace = fs.readFileSync(path.join(fixtureDir, 'pnpm-workspace.yaml'), 'utf8') } catch {}
   workspace = workspace.split('\n').filter(l => !/^storeDir:/.test(l)).join('\n').replace(/\n*$/, '\n')
   workspace += `storeDir: ${storeDir}\nminimumReleaseAge: 0\nupdateNotifier: false\n${extra}`
   fs.writeFileSync(path.join(dir, 'pnpm-workspace.yaml'), workspace.replace(/^\n+/, ''))
-  fs.writeFileSync(path.join(dir, '.npmrc'), `registry=${registry}\n`)
+  // pnpm has a scoped registry of its own (`@jsr`) that no configuration names; pointed at the
+  // loopback too, nothing can leave the machine, and both tools record the same registry routes
+  // in pnpm's workspace state (the CLI knows only the routes that configuration files name).
+  fs.writeFileSync(path.join(dir, '.npmrc'), `registry=${registry}\n@jsr:registry=${registry}\n`)
 }

@@ -13,8 +13,11 @@ use crate::plan::{Plan, SlotPlan};
 use crate::prepare::{Settings, WantedLockfile};
 use crate::state;
 
-/// Removes what the previous install had and this lockfile no longer wants.
-pub(crate) fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
+/// Removes what the previous install had and this lockfile no longer wants. An importer that
+/// left the lockfile (a project no longer in the workspace) loses what the install made in its
+/// `node_modules`: the links (among `links`) and the bin shims; its `node_modules` goes too
+/// unless something else is in it.
+pub(crate) fn remove_stale(slots: &[PathBuf], links: &[PathBuf], removed_importers: &[PathBuf]) {
   slots.par_iter().for_each(|dir| {
     let _ = std::fs::remove_dir_all(dir);
   });
@@ -22,6 +25,17 @@ pub(crate) fn remove_stale(slots: &[PathBuf], links: &[PathBuf]) {
     if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
       let _ = std::fs::remove_file(link);
     }
+  }
+  for modules_dir in removed_importers {
+    let _ = std::fs::remove_dir_all(modules_dir.join(".bin"));
+    let Ok(entries) = std::fs::read_dir(modules_dir) else { continue };
+    for entry in entries.flatten() {
+      // Scope directories emptied by the link removal; a non-empty one fails and stays.
+      if entry.file_name().to_string_lossy().starts_with('@') {
+        let _ = std::fs::remove_dir(entry.path());
+      }
+    }
+    let _ = std::fs::remove_dir(modules_dir);
   }
 }
 

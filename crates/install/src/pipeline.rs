@@ -126,6 +126,7 @@ pub async fn install(
     up_to_date,
     removed_slots,
     stale_links,
+    removed_importers,
     pruned_at,
     previous_hoisted,
     previous_pending,
@@ -255,7 +256,7 @@ pub async fn install(
       for slot in &failed {
         changed.remove(&slot.dep_path);
       }
-      remove_stale(&removed_slots, &stale_links);
+      remove_stale(&removed_slots, &stale_links, &removed_importers);
       link_importers(&importers)?;
       let hoisted = hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?;
       let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))

@@ -92,6 +92,8 @@ pub struct Work {
   pub removed_slots: Vec<PathBuf>,
   /// Importer links that the lockfile no longer has.
   pub stale_links: Vec<PathBuf>,
+  /// `node_modules` of importers the lockfile no longer has (their links are in `stale_links`).
+  pub removed_importers: Vec<PathBuf>,
   pub pruned_at: Option<String>,
   /// What the previous install hoisted (its links are removed if no longer wanted).
   pub previous_hoisted: Option<state::HoistedDependencies>,
@@ -210,7 +212,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     Some(_) => purge(&settings)?,
     None => {}
   }
-  let (up_to_date, removed_slots, stale_links) = match &current {
+  let (up_to_date, removed_slots, stale_links, removed_importers) = match &current {
     Some(current) => diff(&settings, &lockfile, current, &plan),
     None => Default::default(),
   };
@@ -221,6 +223,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     up_to_date,
     removed_slots,
     stale_links,
+    removed_importers,
     pruned_at,
     previous_hoisted,
     previous_pending,
@@ -357,7 +360,7 @@ fn diff(
   wanted: &Lockfile,
   current: &Lockfile,
   plan: &Plan,
-) -> (HashSet<usize>, Vec<PathBuf>, Vec<PathBuf>) {
+) -> (HashSet<usize>, Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
   use rayon::prelude::*;
   let up_to_date: HashSet<usize> = plan
     .slots
@@ -394,8 +397,12 @@ fn diff(
   let wanted_links: HashSet<PathBuf> =
     plan.importers.iter().flat_map(|i| i.links.iter().map(|(alias, _)| i.modules_dir.join(alias))).collect();
   let mut stale_links = Vec::new();
+  let mut removed_importers = Vec::new();
   for (id, importer) in &current.importers {
     let modules_dir = normalize(&settings.lockfile_dir.join(id)).join("node_modules");
+    if !wanted.importers.contains_key(id) {
+      removed_importers.push(modules_dir.clone());
+    }
     for alias in importer
       .dependencies
       .keys()
@@ -408,7 +415,7 @@ fn diff(
       }
     }
   }
-  (up_to_date, removed_slots, stale_links)
+  (up_to_date, removed_slots, stale_links, removed_importers)
 }
 
 pub fn repeat_state(plan: &Plan, hash: String, key: String) -> RepeatState {

@@ -165,14 +165,20 @@ snapshots:
   std::fs::write(root.join("pnpm-lock.yaml"), lockfile).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn links_workspace_projects_and_injects_their_published_files() {
+/// The workspace in `<tmp>/w`, served by a registry that must outlive the install.
+async fn setup() -> (Registry, tempfile::TempDir, InstallOptions) {
   let registry = Registry::start().await;
   let tmp = tempfile::tempdir().unwrap();
-  let (root, store) = (tmp.path().join("w"), tmp.path().join("store"));
-  workspace(&registry, &root);
-  let mut options = InstallOptions { store_dir: Some(store), ..Default::default() };
+  workspace(&registry, &tmp.path().join("w"));
+  let mut options = InstallOptions { store_dir: Some(tmp.path().join("store")), ..Default::default() };
   options.registries.insert("default".into(), registry.url.clone());
+  (registry, tmp, options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_workspace_projects_and_injects_their_published_files() {
+  let (_registry, tmp, options) = setup().await;
+  let root = tmp.path().join("w");
   let summary =
     install(LockfileSource::Path(root.clone()), options, Arc::new(NoopReporter), CancellationToken::new())
       .await
@@ -234,4 +240,52 @@ async fn links_workspace_projects_and_injects_their_published_files() {
   // The project's own files are untouched.
   assert!(root.join("packages/lib/node_modules/stale/index.js").is_file());
   assert!(root.join("packages/lib/test/lib.test.js").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_importer_that_leaves_the_lockfile_takes_its_links_and_its_packages_along() {
+  let (_registry, tmp, options) = setup().await;
+  let root = tmp.path().join("w");
+  let run = || {
+    install(
+      LockfileSource::Path(root.clone()),
+      options.clone(),
+      Arc::new(NoopReporter),
+      CancellationToken::new(),
+    )
+  };
+  run().await.unwrap();
+  let vsd = root.join("node_modules/.pnpm");
+  #[cfg(unix)]
+  let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+  #[cfg(unix)]
+  let kept = ino(&vsd.join("dep@1.0.0/node_modules/dep/package.json"));
+
+  // `app` leaves the workspace (its directory stays), and with it the packages only it used.
+  let lockfile = std::fs::read_to_string(root.join("pnpm-lock.yaml")).unwrap();
+  let gone = ["  packages/app:", "  lib@file", "  native@file", "  peer@2.0.0"];
+  let out: String = lockfile
+    .split_inclusive("\n\n")
+    .filter(|block| !gone.iter().any(|p| block.trim_start_matches('\n').starts_with(p)))
+    .collect();
+  let out = out.replace("      tool: link:packages/tool\n", "");
+  std::fs::write(root.join("pnpm-lock.yaml"), &out).unwrap();
+  let summary = run().await.unwrap();
+  assert_eq!(summary.added, 0);
+
+  // The links and shims the install made in app's node_modules are gone, and so is the
+  // directory; the project's own files stay.
+  assert!(!root.join("packages/app/node_modules").exists());
+  assert!(root.join("packages/app/package.json").is_file());
+  for slot in ["lib@file+packages+lib_peer@2.0.0", "native@file+packages+native", "peer@2.0.0"] {
+    assert!(!vsd.join(slot).exists(), "{slot} is removed");
+  }
+  // What the other importers use stays as it was.
+  assert_eq!(
+    link(&root.join("packages/lib/node_modules/dep")),
+    "../../../node_modules/.pnpm/dep@1.0.0/node_modules/dep"
+  );
+  #[cfg(unix)]
+  assert_eq!(ino(&vsd.join("dep@1.0.0/node_modules/dep/package.json")), kept);
+  assert_eq!(std::fs::read_to_string(vsd.join("lock.yaml")).unwrap(), out);
 }

@@ -1,0 +1,69 @@
+// pnpm's workspace state as the CLI writes it (cli/workspace-state.js). The parity suite
+// compares the whole file with the one pnpm 11 writes and checks that pnpm then takes the
+// project as up to date; these tests pin the parts that need no pnpm: the digests (values pnpm
+// 11.28 computed for bench/fixtures/small) and the settings as pnpm resolves them.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { tempDir } from './helpers/fixture.mjs'
+
+const require = createRequire(import.meta.url)
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const { recordedSettings, scanLockfile, valueDigest, writeWorkspaceState } = require('../cli/workspace-state.js')
+const SMALL = path.join(ROOT, 'bench', 'fixtures', 'small')
+
+test('digests of a manifest and of a lockfile are the ones pnpm 11 records', (t) => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(SMALL, 'package.json'), 'utf8'))
+  assert.equal(valueDigest(manifest), '1235d58e335c2b4bdcaa9a92434d8ce0')
+  const dir = tempDir(t, 'pacquet-state-')
+  fs.copyFileSync(path.join(SMALL, 'package.json'), path.join(dir, 'package.json'))
+  fs.copyFileSync(path.join(SMALL, 'pnpm-lock.yaml'), path.join(dir, 'pnpm-lock.yaml'))
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  const state = writeWorkspaceState({ dir })
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', '.pnpm-workspace-state-v1.json'), 'utf8')), state)
+  assert.equal(state.validation.lockfile, 'f2e423b59acb8e3f1e729190c700b91a')
+  assert.deepEqual(state.validation.manifests, { '.': '1235d58e335c2b4bdcaa9a92434d8ce0' })
+  assert.deepEqual(state.projects, { [dir]: { name: 'small-fixture', version: '0.0.1' } })
+  assert.deepEqual(state.validation.localDependencies, { f2e423b59acb8e3f1e729190c700b91a: {} })
+  // pnpm trusts the recorded lockfile signature only if it was changed before the record
+  const file = state.validation.files[path.join(dir, 'pnpm-lock.yaml')]
+  assert.ok(file.mtimeNs < state.validation.recordedAtNs)
+  assert.equal(state.lastValidatedTimestamp, Math.trunc(state.validation.recordedAtNs / 1e6))
+})
+
+test('settings: pnpm 11 defaults, the workspace file, the flags and resolved store paths', () => {
+  const defaults = recordedSettings({}, {}, {})
+  assert.equal(defaults.minimumReleaseAge, 1440)
+  assert.equal(defaults.minimumReleaseAgeStrict, undefined)
+  assert.equal(defaults.dangerouslyAllowAllBuilds, false)
+  assert.deepEqual(defaults.hoistPattern, ['*'])
+  assert.equal('storeDir' in defaults, false)
+  assert.deepEqual(defaults.registryRoutes, {})
+
+  const s = recordedSettings(
+    { minimumReleaseAge: 0, allowBuilds: { esbuild: true }, packages: ['packages/*'], shamefullyHoist: true },
+    { storeDir: '/s', virtualStoreDir: '/p/vs', include: { dependencies: true, devDependencies: false, optionalDependencies: true } },
+    { '@b': 'http://127.0.0.1:1/b/', '@a': 'http://127.0.0.1:1/a/' }
+  )
+  assert.equal(s.minimumReleaseAgeStrict, true)
+  assert.equal('dangerouslyAllowAllBuilds' in s, false)
+  assert.deepEqual(s.workspacePackagePatterns, ['packages/*'])
+  assert.deepEqual(s.publicHoistPattern, ['*'])
+  assert.equal(s.storeDir, '/s/v11')
+  assert.equal(s.virtualStoreDir, '/p/vs')
+  assert.equal(s.dev, false)
+  assert.equal(s.production, true)
+  assert.deepEqual(Object.keys(s.registryRoutes), ['@a', '@b'])
+})
+
+test('importers and local packages come from the lockfile', () => {
+  const text = fs.readFileSync(path.join(ROOT, 'bench', 'fixtures', 'workspace', 'pnpm-lock.yaml'), 'utf8')
+  assert.deepEqual(scanLockfile(text), {
+    importers: ['.', 'packages/app', 'packages/lib', 'packages/tool', 'packages/util'],
+    directories: ['packages/util', 'packages/lib', 'vendor/local-thing'],
+    tarballs: []
+  })
+})

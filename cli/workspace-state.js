@@ -1,0 +1,246 @@
+'use strict'
+// pnpm 11 keeps `<lockfile dir>/node_modules/.pnpm-workspace-state-v1.json`: the settings the
+// last install ran with and a proof of the inputs it installed (digests of the lockfile and of
+// each project's manifest). When that file matches the project, `pnpm install` answers
+// "Already up to date" without touching node_modules; without it, pnpm re-links the whole
+// project. The CLI writes it after a successful install so that switching back to pnpm costs
+// nothing. (pnpm, as a host of the addon, writes its own from its own configuration.)
+//
+// pnpm compares the recorded settings with its live configuration key by key, so they must be
+// recorded with pnpm 11's defaults. A setting this CLI cannot know as pnpm resolves it (for
+// instance a registry route built into pnpm that no configuration file names) only costs one
+// re-link by pnpm, which then writes its own state.
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const FILE = '.pnpm-workspace-state-v1.json'
+const DIGEST_LENGTH = 32
+
+// The settings pnpm 11 records, in its order, with the value its configuration has when no
+// file sets them (`undefined`: not recorded unless set).
+const SETTINGS = [
+  ['enableGlobalVirtualStore', undefined],
+  ['allowBuilds', undefined],
+  ['autoInstallPeers', true],
+  ['catalogs', {}],
+  ['dangerouslyAllowAllBuilds', false],
+  ['dedupeDirectDeps', false],
+  ['dedupeInjectedDeps', true],
+  ['dedupePeerDependents', true],
+  ['dedupePeers', false],
+  ['dev', true],
+  ['excludeLinksFromLockfile', false],
+  ['extendNodePath', true],
+  ['hoistPattern', ['*']],
+  ['hoistWorkspacePackages', true],
+  ['ignoredOptionalDependencies', undefined],
+  ['injectWorkspacePackages', false],
+  ['linkWorkspacePackages', false],
+  ['minimumReleaseAge', 24 * 60],
+  ['minimumReleaseAgeStrict', undefined],
+  ['minimumReleaseAgeExclude', undefined],
+  ['minimumReleaseAgeIgnoreMissingTime', true],
+  ['nodeLinker', 'isolated'],
+  ['optional', true],
+  ['overrides', undefined],
+  ['packageExtensions', undefined],
+  ['patchedDependencies', undefined],
+  ['peersSuffixMaxLength', 1000],
+  ['preferWorkspacePackages', false],
+  ['production', true],
+  ['publicHoistPattern', []],
+  ['runtime', undefined],
+  ['storeDir', undefined],
+  ['supportedArchitectures', undefined],
+  ['trustLockfile', undefined],
+  ['trustPolicy', undefined],
+  ['trustPolicyExclude', undefined],
+  ['trustPolicyIgnoreAfter', undefined],
+  ['virtualStoreDir', undefined],
+  ['virtualStoreDirMaxLength', process.platform === 'win32' ? 60 : 120],
+  ['workspacePackagePatterns', ['.']]
+]
+
+/**
+ * The settings block as pnpm 11 would record it for this install.
+ * `doc`: the parsed pnpm-workspace.yaml ({} when none); `options`: the addon's LinkOptions
+ * (resolved storeDir / virtualStoreDir / include); `scopedRegistries`: { '@scope': url }.
+ */
+function recordedSettings (doc, options, scopedRegistries) {
+  const settings = {}
+  for (const [key, fallback] of SETTINGS) {
+    const value = doc[key] ?? fallback
+    if (value !== undefined) settings[key] = value
+  }
+  // With allowBuilds, pnpm's configuration has no dangerouslyAllowAllBuilds unless a file sets it.
+  if (doc.allowBuilds != null && doc.dangerouslyAllowAllBuilds == null) delete settings.dangerouslyAllowAllBuilds
+  // Setting minimumReleaseAge makes pnpm strict about it unless told otherwise.
+  if (doc.minimumReleaseAge != null && doc.minimumReleaseAgeStrict == null) settings.minimumReleaseAgeStrict = true
+  if (doc.shamefullyHoist === true && doc.publicHoistPattern == null) settings.publicHoistPattern = ['*']
+  const include = options.include
+  if (include) {
+    settings.dev = include.devDependencies !== false
+    settings.production = include.dependencies !== false
+    settings.optional = include.optionalDependencies !== false
+  }
+  if (Array.isArray(doc.packages)) settings.workspacePackagePatterns = doc.packages
+  // pnpm records store locations resolved, the store with its layout version.
+  if (options.storeDir) {
+    settings.storeDir = path.basename(options.storeDir) === 'v11' ? options.storeDir : path.join(options.storeDir, 'v11')
+  } else delete settings.storeDir
+  if (options.virtualStoreDir) settings.virtualStoreDir = options.virtualStoreDir
+  else delete settings.virtualStoreDir
+  if (options.supportedArchitectures) settings.supportedArchitectures = options.supportedArchitectures
+  settings.registryRoutes = Object.fromEntries(Object.keys(scopedRegistries).sort().map(k => [k, scopedRegistries[k]]))
+  return settings
+}
+
+// pnpm's digest of a JSON value: a type tag, lengths as u64 LE, object keys in byte order.
+function hashValue (hash, value) {
+  if (Array.isArray(value)) {
+    hash.update('[')
+    hashLength(hash, value.length)
+    for (const item of value) hashValue(hash, item)
+  } else if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [Buffer.from(k), v]).sort(([a], [b]) => Buffer.compare(a, b))
+    hash.update('{')
+    hashLength(hash, entries.length)
+    for (const [key, item] of entries) {
+      hashLength(hash, key.length)
+      hash.update(key)
+      hashValue(hash, item)
+    }
+  } else if (typeof value === 'boolean') {
+    hash.update(value ? 't' : 'f')
+  } else if (typeof value === 'number' || typeof value === 'string') {
+    hash.update(typeof value === 'number' ? '#' : 's')
+    const bytes = Buffer.from(String(value))
+    hashLength(hash, bytes.length)
+    hash.update(bytes)
+  } else {
+    hash.update('n')
+  }
+}
+
+function hashLength (hash, length) {
+  const bytes = Buffer.alloc(8)
+  bytes.writeBigUInt64LE(BigInt(length))
+  hash.update(bytes)
+}
+
+function valueDigest (value) {
+  const hash = crypto.createHash('sha256')
+  hashValue(hash, value)
+  return hash.digest('hex').slice(0, DIGEST_LENGTH)
+}
+
+/** Importer ids and local resolutions, read from the lockfile text (pnpm writes both on one line each). */
+function scanLockfile (text) {
+  const importers = []
+  const directories = new Set()
+  const tarballs = new Set()
+  let section = null
+  for (const line of text.split(/\r?\n/)) {
+    const top = /^([A-Za-z]\w*):/.exec(line)
+    if (top) { section = top[1]; continue }
+    if (section === 'importers') {
+      const m = /^ {2}(?:'((?:[^']|'')*)'|"([^"]*)"|([^\s'"][^:]*)):\s*$/.exec(line)
+      if (m) importers.push(m[1] !== undefined ? m[1].replace(/''/g, "'") : m[2] ?? m[3])
+    } else if (section === 'packages') {
+      const dir = /^ {4}resolution: \{directory: ([^,}]+), type: directory\}/.exec(line)
+      if (dir) directories.add(unquote(dir[1]))
+      const tgz = /^ {4}resolution: \{.*\btarball: (file:[^,}]+)/.exec(line)
+      if (tgz) tarballs.add(unquote(tgz[1]))
+    }
+  }
+  return { importers, directories: [...directories], tarballs: [...tarballs] }
+}
+
+function unquote (s) {
+  s = s.trim()
+  return /^'.*'$/.test(s) ? s.slice(1, -1).replace(/''/g, "'") : /^".*"$/.test(s) ? s.slice(1, -1) : s
+}
+
+function readManifest (dir) {
+  try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) } catch { return {} }
+}
+
+/** The time the filesystem gives a file created now, in ns (what pnpm compares mtimes with). */
+function filesystemNowNs (dir) {
+  const probe = path.join(dir, `.pacquet-state-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`)
+  try {
+    fs.writeFileSync(probe, '')
+    return Number(fs.statSync(probe, { bigint: true }).mtimeNs)
+  } finally {
+    fs.rmSync(probe, { force: true })
+  }
+}
+
+/**
+ * Writes `<dir>/node_modules/.pnpm-workspace-state-v1.json` for an install of the lockfile in
+ * `dir` that just succeeded. A file that cannot be written is not an install failure: pnpm
+ * re-links without it. Returns the state written, or undefined.
+ */
+function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = {} }) {
+  const modulesDir = path.join(dir, 'node_modules')
+  const lockfilePath = path.join(dir, 'pnpm-lock.yaml')
+  const lockfileBytes = fs.readFileSync(lockfilePath)
+  const stat = fs.statSync(lockfilePath, { bigint: true })
+  const lockfile = crypto.createHash('sha256').update(lockfileBytes).digest('hex').slice(0, DIGEST_LENGTH)
+  const scan = scanLockfile(lockfileBytes.toString('utf8'))
+  const projects = (scan.importers.length ? scan.importers : ['.']).map(id => {
+    const rootDir = id === '.' ? dir : path.join(dir, id)
+    return { id, rootDir, manifest: readManifest(rootDir) }
+  })
+
+  const manifests = {}
+  for (const p of projects) manifests[p.id] = valueDigest(p.manifest)
+  // One digest of every project's bins, kept for the root and for each project with dependencies.
+  const bins = {}
+  for (const p of projects) {
+    const bin = p.manifest.bin ?? null
+    const directory = p.manifest.directories?.bin ?? null
+    if (bin !== null || directory !== null) bins[p.id] = { name: p.manifest.name ?? null, bin, directory }
+  }
+  let workspaceBins
+  if (Object.keys(bins).length) {
+    const digest = valueDigest(bins)
+    for (const p of projects) {
+      const m = p.manifest
+      const hasDeps = [m.dependencies, m.devDependencies, m.optionalDependencies, m.peerDependencies]
+        .some(d => d != null && Object.keys(d).length > 0)
+      if (p.id === '.' || hasDeps) (workspaceBins ??= {})[p.id] = digest
+    }
+  }
+  const local = {}
+  if (scan.tarballs.length) local.tarballs = scan.tarballs.map(t => path.resolve(dir, t.slice('file:'.length))).sort()
+  if (scan.directories.length) local.directories = scan.directories.map(d => path.resolve(dir, d)).sort()
+
+  const recordedAtNs = filesystemNowNs(modulesDir)
+  const state = {
+    lastValidatedTimestamp: Math.trunc(recordedAtNs / 1e6),
+    projects: Object.fromEntries(projects.map(p => [p.rootDir, { name: p.manifest.name, version: p.manifest.version }])),
+    pnpmfiles: [],
+    settings: recordedSettings(doc, options, scopedRegistries),
+    filteredInstall: false,
+    validation: {
+      recordedAtNs,
+      files: {
+        [lockfilePath]: { mtimeNs: Number(stat.mtimeNs), ctimeNs: Number(stat.ctimeNs), size: Number(stat.size), digest: lockfile }
+      },
+      lockfile,
+      manifests,
+      ...(workspaceBins ? { workspaceBins } : {}),
+      localDependencies: { [lockfile]: local }
+    }
+  }
+  const file = path.join(modulesDir, FILE)
+  const temp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(temp, JSON.stringify(state, undefined, 2) + '\n')
+  fs.renameSync(temp, file)
+  return state
+}
+
+module.exports = { writeWorkspaceState, recordedSettings, valueDigest, scanLockfile }
