@@ -87,10 +87,12 @@ export interface LinkOptions {
    */
   ignoreScripts?: boolean
   /**
-   * Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
-   * `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,
-   * `pnpm:skipped-optional-dependency`, `pnpm:package-import-method`, `pnpm:global`).
-   * All events are delivered before the promise settles. Exceptions it throws are ignored.
+   * Called with each progress event, in the shapes of pnpm's loggers so that pnpm's
+   * reporter can render them: `pnpm:context`, `pnpm:package-manifest`, `pnpm:stage`,
+   * `pnpm:stats`, `pnpm:progress`, `pnpm:fetching-progress`, `pnpm:request-retry`,
+   * `pnpm:package-import-method`, `pnpm:skipped-optional-dependency`, `pnpm:root`,
+   * `pnpm:summary`, and warnings as `pnpm:global`. All events are delivered before the
+   * promise settles. Exceptions it throws are ignored.
    */
   onProgress?: (event: LogEvent & Record<string, any>) => void
   /**

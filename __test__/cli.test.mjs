@@ -2,7 +2,6 @@
 // against a loopback registry. The CLI always runs with a clean environment (no
 // npm_config_* variables, a HOME of its own) so the developer's config cannot leak in.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -290,9 +289,10 @@ test('reporter: ndjson prints every event as one JSON line; errors print code, m
 // ---------------------------------------------------------------------------------------
 // With the addon
 
-test('install: links the project and prints a pnpm-like summary', TIMEOUT, async (t) => {
+// pnpm's own reporter (--reporter=default) is tested in pnpm-reporter.test.mjs.
+test('install --reporter=append-only: links the project and prints a pnpm-like summary', TIMEOUT, async (t) => {
   const s = await setup(t)
-  const r = await s.cli(['install', '--dir', s.dir, '--store-dir', s.storeDir, '--registry', s.registry.url])
+  const r = await s.cli(['install', '--reporter=append-only', '--dir', s.dir, '--store-dir', s.storeDir, '--registry', s.registry.url])
   assert.equal(r.status, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`)
   assertInstalled(s.dir, ['a', '@scope/c', 'd'])
   assert.ok(fs.existsSync(path.join(s.storeDir, 'v11', 'index.db')), 'the store is where --store-dir says')
@@ -306,7 +306,7 @@ test('install: links the project and prints a pnpm-like summary', TIMEOUT, async
   // A second run reuses the store.
   fs.rmSync(path.join(s.dir, 'node_modules'), { recursive: true })
   s.registry.clearRequests()
-  const again = await s.cli(['install', '--dir', s.dir, '--store-dir', s.storeDir, '--registry', s.registry.url])
+  const again = await s.cli(['install', '--reporter=append-only', '--dir', s.dir, '--store-dir', s.storeDir, '--registry', s.registry.url])
   assert.equal(again.status, 0, again.stderr)
   assert.equal(s.registry.requests.length, 0)
   assert.match(again.stdout, new RegExp(`^Progress: resolved ${SPEC_SIZE}, reused ${SPEC_SIZE}, downloaded 0, added ${SPEC_SIZE}, done$`, 'm'))
@@ -445,20 +445,6 @@ test('Ctrl-C aborts the install and exits 130', TIMEOUT, async (t) => {
   assert.equal(r.timedOut, false, 'the CLI exited after the abort')
   assert.equal(r.status, 130, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`)
   assert.match(r.stderr, /ABORT_ERR/)
-})
-
-test('install on a TTY draws a live progress line', TIMEOUT, async (t) => {
-  // util-linux `script` gives the CLI a pseudo-terminal.
-  const probe = spawnSync('script', ['--version'], { encoding: 'utf8' })
-  if (probe.status !== 0) { t.skip('`script` (util-linux) is not available'); return }
-  const s = await setup(t)
-  const q = (a) => `'${a.replace(/'/g, "'\\''")}'`
-  const cmd = [process.execPath, CLI, 'install', '--dir', s.dir, '--store-dir', s.storeDir, '--registry', s.registry.url].map(q).join(' ')
-  const r = await run('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: s.tmp, env: cleanEnv(s.home) })
-  assert.equal(r.status, 0, r.stdout)
-  assert.ok(r.stdout.includes(`\rProgress: resolved ${SPEC_SIZE}, reused 0, downloaded ${SPEC_SIZE}, added ${SPEC_SIZE}, done\x1b[K`), JSON.stringify(r.stdout))
-  assert.match(r.stdout, new RegExp(`Packages: \\+${SPEC_SIZE}\\r?\\n\\+{${SPEC_SIZE}}`))
-  assertInstalled(s.dir, ['a'])
 })
 
 test('store path prints the store; store status reports a package edited in node_modules', TIMEOUT, async (t) => {

@@ -5,8 +5,10 @@
 // install a fixture project from a registry on 127.0.0.1.
 //
 // npm install runs with `--registry` pointing at a recording registry on 127.0.0.1 that has
-// nothing: the test asserts npm asked it for nothing (no optionalDependencies to resolve, no
-// network needed), and nothing can leak outside the machine.
+// nothing: the test asserts npm asked it for nothing but the metadata of the optional peer
+// dependencies (pnpm's reporter packages, which it looks up and may not find), so no network
+// is needed, and nothing can leak outside the machine. Without those peers the installed CLI
+// renders with its built-in reporter and says so in one line.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -73,7 +75,14 @@ test('packaging: npm pack + npm install of the tarballs, require() and the insta
   const install = await run('npm', installArgs, { cwd: consumer, env: npmEnv({ PATH }), timeout: 180_000 })
   log((install.stdout + install.stderr).trim())
   assert.equal(install.status, 0, `npm install failed:\n${install.stdout}\n${install.stderr}`)
-  assert.deepEqual(emptyRegistry.requests.map(r => r.url), [], 'npm made no registry request')
+  const optionalPeers = Object.entries(PKG.peerDependenciesMeta ?? {}).filter(([, m]) => m.optional).map(([name]) => name)
+  assert.deepEqual(Object.keys(PKG.peerDependencies ?? {}).sort(), optionalPeers.sort(), 'every peer dependency is optional')
+  const peerLookups = new Set(optionalPeers.map(name => `/${name.replace('/', '%2f')}`))
+  assert.deepEqual(emptyRegistry.requests.map(r => r.url).filter(u => !peerLookups.has(u)), [],
+    'npm made no registry request but looking up the optional peers')
+  for (const name of optionalPeers) {
+    assert.ok(!fs.existsSync(path.join(consumer, 'node_modules', ...name.split('/'))), `${name} (an optional peer) is not installed`)
+  }
 
   const installedMain = path.join(consumer, 'node_modules', ...PKG.name.split('/'))
   const installedPlatform = path.join(consumer, 'node_modules', ...PLATFORM_PKG.split('/'))
@@ -118,6 +127,8 @@ test('packaging: npm pack + npm install of the tarballs, require() and the insta
   const inst = await run(bin, cliArgs, { cwd: consumer, env, timeout: 120_000 })
   log((inst.stdout + inst.stderr).trim())
   assert.equal(inst.status, 0, `pacquet-native install failed:\n${inst.stdout}\n${inst.stderr}`)
+  assert.match(inst.stderr, /^Note: pnpm's reporter is not installed \(npm install [^)]+\); using the built-in one\.\n$/)
+  assert.match(inst.stdout, /^Progress: resolved 1, reused 0, downloaded 1, added 1, done$/m)
   assert.ok(fs.lstatSync(path.join(proj, 'node_modules', 'is-fixture')).isSymbolicLink())
   const check = await run(process.execPath, ['-p', "require('is-fixture').name + '@' + require('is-fixture').version"], { cwd: proj, env })
   assert.equal(check.stdout.trim(), 'is-fixture@1.0.0', check.stderr)

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 'use strict'
 // pacquet-native: a frozen-lockfile `install` on top of the native addon.
-// Dependency-free on purpose: it ships inside the package next to the addon.
+// It needs nothing but the addon. pnpm's own reporter (@pnpm/default-reporter with
+// @pnpm/logger) renders `--reporter=default` when those optional peer dependencies are
+// installed; without them the built-in renderer below stands in.
 //
 // Requiring this file (instead of running it) exposes its parts for tests.
 
@@ -30,7 +32,7 @@ Options:
       --import-method <m>      auto | hardlink | clone | copy | clone-or-copy
       --network-concurrency <n> Maximum number of concurrent downloads
       --offline                Use only the store; fail on anything missing from it
-      --reporter <name>        default | append-only | ndjson | silent
+      --reporter <name>        default (pnpm's reporter when installed) | append-only | ndjson | silent
   -h, --help                   Show this help
   -v, --version                Show the version
 
@@ -522,13 +524,20 @@ function buildOptions (args, settings, { dir, cwd, env = process.env }) {
     if (settings[key] !== undefined) options[key] = settings[key]
   }
   if (args.offline) options.offline = true
-  if (args.prod && !args.dev) options.include = { dependencies: true, devDependencies: false, optionalDependencies: true }
-  else if (args.dev && !args.prod) options.include = { dependencies: false, devDependencies: true, optionalDependencies: false }
+  const include = includeOf(args)
+  if (include) options.include = include
   // No --registry: leave it to the addon, which reads npm config (env, .npmrc files).
   if (args.registry) options.registries = { default: args.registry }
   const auth = readAuthHeaders(dir, env)
   if (auth) options.authHeaderByUri = auth
   return options
+}
+
+/** What --prod / --dev select, or undefined for everything. */
+function includeOf (args) {
+  if (args.prod && !args.dev) return { dependencies: true, devDependencies: false, optionalDependencies: true }
+  if (args.dev && !args.prod) return { dependencies: false, devDependencies: true, optionalDependencies: false }
+  return undefined
 }
 
 /** Last resort when the addon finds no registry: ask npm, once. */
@@ -706,6 +715,86 @@ function createReporter ({ mode = 'default', out = process.stdout, err = process
   return { onEvent, warn, finish, fail, counts }
 }
 
+const PNPM_REPORTER_PACKAGES = ['@pnpm/default-reporter', '@pnpm/logger']
+// The majors that peerDependencies accept (pnpm 11's reporter is not published on its own).
+const PNPM_REPORTER_INSTALL = '@pnpm/default-reporter@1002 @pnpm/logger@1001'
+const NOT_INSTALLED = 'not installed'
+
+/**
+ * pnpm's reporter and logger, or `{ missing }` (the reason) when they cannot be loaded.
+ * `req` resolves from where this package is installed, as a peer dependency does.
+ */
+function loadPnpmReporter (req = require) {
+  try {
+    const { initDefaultReporter } = req(PNPM_REPORTER_PACKAGES[0])
+    const { logger, streamParser } = req(PNPM_REPORTER_PACKAGES[1])
+    if (typeof initDefaultReporter !== 'function' || typeof logger !== 'function' || !streamParser) {
+      return { missing: 'they do not have the expected exports' }
+    }
+    return { initDefaultReporter, logger, streamParser }
+  } catch (error) {
+    return { missing: error?.code === 'MODULE_NOT_FOUND' ? NOT_INSTALLED : String(error?.message ?? error).split('\n')[0] }
+  }
+}
+
+/**
+ * Renders through pnpm's own reporter: events from the addon are logged with @pnpm/logger
+ * and its stream parser feeds pnpm's default reporter, exactly as inside pnpm. Like pnpm,
+ * a terminal gets the redrawn view and anything else the append-only one. Errors are printed
+ * by the built-in renderer (stderr, code and hint) so that every reporter fails alike.
+ */
+function createPnpmReporter ({ pnpm, dir, include, out = process.stdout, err = process.stderr }) {
+  const appendOnly = !out.isTTY
+  // pnpm's reporter prints "devDependencies: skipped" and the like from these settings.
+  const config = { dir }
+  if (include) {
+    config.production = include.dependencies
+    config.dev = include.devDependencies
+    config.optional = include.optionalDependencies
+  }
+  const stop = pnpm.initDefaultReporter({
+    streamParser: pnpm.streamParser,
+    context: { argv: ['install'], config },
+    // pnpm's own throttling: a redraw every 200 ms on a terminal, a line a second otherwise.
+    reportingOptions: { appendOnly, throttleProgress: appendOnly ? 1000 : 200, logLevel: 'info' }
+  })
+  const loggers = new Map()
+  function log (event) {
+    const { name, level, ...fields } = event
+    if (typeof name !== 'string' || !name.startsWith('pnpm')) return
+    let l = loggers.get(name)
+    if (!l) {
+      l = name === 'pnpm' ? pnpm.logger : pnpm.logger(name.slice('pnpm:'.length))
+      loggers.set(name, l)
+    }
+    const write = typeof l[level] === 'function' ? l[level] : l.debug
+    write.call(l, fields)
+  }
+  const builtIn = createReporter({ mode: 'append-only', out, err })
+  // The reporter subscribes to the parser on a timer, and logs pass through a stream: wait
+  // for both so that nothing logged is lost and nothing is printed after the command ends.
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0)).then(() => new Promise((resolve) => setImmediate(resolve)))
+  let stopped = false
+  async function end () {
+    await settle()
+    if (!stopped) { stopped = true; stop() }
+  }
+  return {
+    ready: settle(),
+    onEvent (e) { if (e && typeof e === 'object') log(e) },
+    warn (message) { log({ name: 'pnpm:global', level: 'warn', message }) },
+    async finish (result, elapsedMs = 0) {
+      const endedAt = Date.now()
+      log({ name: 'pnpm:execution-time', level: 'debug', startedAt: endedAt - elapsedMs, endedAt })
+      await end()
+    },
+    async fail (error) {
+      await end()
+      builtIn.fail(error)
+    }
+  }
+}
+
 function summaryOf (result) {
   const out = {}
   for (const [k, v] of Object.entries(result || {})) if (typeof v !== 'function') out[k] = v
@@ -759,6 +848,30 @@ async function storeCommand (args, { cwd, env, stdout, reporter }) {
   }
 }
 
+/**
+ * `default` is pnpm's reporter when its packages load, else the built-in one with a note on
+ * stderr; the other names are always the built-in renderer.
+ */
+async function pickReporter (args, { cwd, stdout, stderr, load = loadPnpmReporter }) {
+  if (args.reporter === 'default' && args.command === 'install') {
+    const pnpm = load()
+    if (!pnpm.missing) {
+      const reporter = createPnpmReporter({
+        pnpm,
+        dir: path.resolve(cwd, args.dir ?? '.'),
+        include: includeOf(args),
+        out: stdout,
+        err: stderr
+      })
+      await reporter.ready
+      return reporter
+    }
+    const why = pnpm.missing === NOT_INSTALLED ? `not installed (npm install ${PNPM_REPORTER_INSTALL})` : `unusable: ${pnpm.missing}`
+    stderr.write(`Note: pnpm's reporter is ${why}; using the built-in one.\n`)
+  }
+  return createReporter({ mode: args.reporter, out: stdout, err: stderr })
+}
+
 async function main (argv = process.argv.slice(2), io = {}) {
   const started = Date.now()
   const cwd = io.cwd ?? process.cwd()
@@ -778,7 +891,7 @@ async function main (argv = process.argv.slice(2), io = {}) {
   if (args.help) { stdout.write(HELP); return 0 }
   if (args.command === undefined) { stderr.write(HELP); return 1 }
 
-  const reporter = createReporter({ mode: args.reporter, out: stdout, err: stderr })
+  const reporter = await pickReporter(args, { cwd, stdout, stderr })
   if (args.command === 'store') return storeCommand(args, { cwd, env, stdout, reporter })
   if (args.command !== 'install') {
     reporter.fail(new CliError('ERR_PACQUET_UNKNOWN_COMMAND', `Unknown command '${args.command}'`, 'The commands are "install" and "store". For help, run: pacquet-native --help'))
@@ -830,14 +943,14 @@ async function main (argv = process.argv.slice(2), io = {}) {
     } catch (error) {
       reporter.warn(`Could not write pnpm's workspace state (pnpm will re-link this project once): ${error.message}`)
     }
-    reporter.finish(result, Date.now() - started)
+    await reporter.finish(result, Date.now() - started)
     return 0
   } catch (error) {
     if (error?.code === 'ABORT_ERR' && interrupted) {
-      reporter.fail(Object.assign(new Error('The installation was interrupted'), { code: 'ABORT_ERR', hint: '' }))
+      await reporter.fail(Object.assign(new Error('The installation was interrupted'), { code: 'ABORT_ERR', hint: '' }))
       return interrupted === 'SIGINT' ? 130 : 143
     }
-    reporter.fail(error)
+    await reporter.fail(error)
     return 1
   } finally {
     proc.removeListener('SIGINT', onSignal)
@@ -845,7 +958,19 @@ async function main (argv = process.argv.slice(2), io = {}) {
   }
 }
 
-module.exports = { main, parseArgs, parseYaml, readWorkspaceSettings, readAuthHeaders, buildOptions, createReporter, CliError, VERSION }
+module.exports = {
+  main,
+  parseArgs,
+  parseYaml,
+  readWorkspaceSettings,
+  readAuthHeaders,
+  buildOptions,
+  createReporter,
+  createPnpmReporter,
+  loadPnpmReporter,
+  CliError,
+  VERSION
+}
 
 if (require.main === module) {
   main().then((code) => {

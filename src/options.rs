@@ -84,10 +84,12 @@ pub struct LinkOptions<'env> {
   /// The host will not run scripts either: builds are recorded as pending in `.modules.yaml`
   /// (as `pnpm install --ignore-scripts` does), for a later `pnpm rebuild`.
   pub ignore_scripts: Option<bool>,
-  /// Called with each progress event, in the shapes of pnpm's loggers (`pnpm:progress`,
-  /// `pnpm:stage`, `pnpm:fetching-progress`, `pnpm:request-retry`, `pnpm:stats`,
-  /// `pnpm:skipped-optional-dependency`, `pnpm:package-import-method`, `pnpm:global`).
-  /// All events are delivered before the promise settles. Exceptions it throws are ignored.
+  /// Called with each progress event, in the shapes of pnpm's loggers so that pnpm's
+  /// reporter can render them: `pnpm:context`, `pnpm:package-manifest`, `pnpm:stage`,
+  /// `pnpm:stats`, `pnpm:progress`, `pnpm:fetching-progress`, `pnpm:request-retry`,
+  /// `pnpm:package-import-method`, `pnpm:skipped-optional-dependency`, `pnpm:root`,
+  /// `pnpm:summary`, and warnings as `pnpm:global`. All events are delivered before the
+  /// promise settles. Exceptions it throws are ignored.
   #[napi(ts_type = "(event: LogEvent & Record<string, any>) => void")]
   pub on_progress: Option<Function<'env, Unknown<'static>, ()>>,
   /// Aborting stops the install promptly; the promise rejects with `code: 'ABORT_ERR'`. The

@@ -33,8 +33,18 @@ pub enum Event {
     reason: &'static str,
     details: String,
   },
-  /// `pnpm:stats`.
+  /// `pnpm:stats`. pnpm's reporter waits for two per importer, one with `added` and one with
+  /// `removed`, before it prints "Packages: +N".
   Stats { prefix: String, added: Option<usize>, removed: Option<usize> },
+  /// `pnpm:context`: where the stores are; `currentLockfileExists` false means a first install.
+  Context { current_lockfile_exists: bool, store_dir: String, virtual_store_dir: String },
+  /// `pnpm:package-manifest` with the importer's `package.json` as it was before the install
+  /// (`{}` without one). The reporter prints no summary before it has this.
+  PackageManifest { prefix: String, initial: Value },
+  /// `pnpm:root` with `added`: a direct dependency that this install linked anew.
+  RootAdded(RootDep),
+  /// `pnpm:summary`: the importers are linked; the reporter prints the direct dependencies.
+  Summary { prefix: String },
   /// `pnpm:package-import-method`.
   ImportMethod { method: String },
   /// `pnpm:global` warning.
@@ -85,8 +95,43 @@ impl Event {
         json!({"name": "pnpm:package-import-method", "level": "debug", "method": method})
       }
       Event::Warning { message } => json!({"name": "pnpm:global", "level": "warn", "message": message}),
+      Event::Context { current_lockfile_exists, store_dir, virtual_store_dir } => json!({
+        "name": "pnpm:context", "level": "debug",
+        "currentLockfileExists": current_lockfile_exists, "storeDir": store_dir, "virtualStoreDir": virtual_store_dir
+      }),
+      Event::PackageManifest { prefix, initial } => {
+        json!({"name": "pnpm:package-manifest", "level": "debug", "prefix": prefix, "initial": initial})
+      }
+      Event::RootAdded(dep) => {
+        let mut added = json!({"dependencyType": dep.dependency_type, "id": dep.id, "name": dep.name, "realName": dep.real_name});
+        if let Some(v) = &dep.version {
+          added["version"] = json!(v);
+        }
+        if let Some(l) = &dep.linked_from {
+          added["linkedFrom"] = json!(l);
+        }
+        json!({"name": "pnpm:root", "level": "debug", "prefix": dep.prefix, "added": added})
+      }
+      Event::Summary { prefix } => json!({"name": "pnpm:summary", "level": "debug", "prefix": prefix}),
     }
   }
+}
+
+/// A direct dependency of an importer, as `pnpm:root` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootDep {
+  /// The importer's directory.
+  pub prefix: String,
+  /// `prod`, `dev` or `optional`.
+  pub dependency_type: &'static str,
+  /// `name@version` (without peer suffix), or the `link:` reference.
+  pub id: String,
+  /// The alias in `node_modules`.
+  pub name: String,
+  pub real_name: String,
+  pub version: Option<String>,
+  /// The directory a `link:` dependency points at.
+  pub linked_from: Option<String>,
 }
 
 /// Receives events from any thread. Implementations must be cheap and must not fail.

@@ -19,11 +19,12 @@ mod options;
 mod pipeline;
 mod plan;
 mod prepare;
+mod report;
 mod state;
 mod status;
 
 pub use error::InstallError;
-pub use events::{Event, NoopReporter, Reporter};
+pub use events::{Event, NoopReporter, Reporter, RootDep};
 pub use options::{Include, InstallOptions};
 pub use pacquet_lockfile::LockfileSource;
 pub use pacquet_lockfile::SupportedArchitectures;

@@ -107,6 +107,7 @@ pub async fn install(
   }
   let work = match blocking(move || prepare(source, options)).await?? {
     Prepared::UpToDate(settings) => {
+      report_up_to_date(reporter.as_ref(), &settings);
       timings.prepare_ms = ms(started.elapsed());
       timings.total_ms = timings.prepare_ms;
       return Ok(InstallSummary {
@@ -134,6 +135,18 @@ pub async fn install(
   } = work;
   let settings = Arc::new(settings);
   let requester = settings.lockfile_dir.to_string_lossy().into_owned();
+  if reporter.enabled() {
+    reporter.emit(Event::Context {
+      current_lockfile_exists: settings.virtual_store_dir.join(state::CURRENT_LOCKFILE).exists(),
+      store_dir: settings.store.root().to_string_lossy().into_owned(),
+      virtual_store_dir: settings.virtual_store_dir.to_string_lossy().into_owned(),
+    });
+    for importer in &plan.importers {
+      if let Some(dir) = importer.modules_dir.parent() {
+        reporter.emit(crate::report::package_manifest(dir));
+      }
+    }
+  }
 
   // Look every package that needs work up in the store before anything is written.
   let lookup_started = Instant::now();
@@ -199,12 +212,9 @@ pub async fn install(
       details: s.details.clone(),
     });
   }
+  ctx.emit(|| Event::Stats { prefix: requester.clone(), added: None, removed: Some(removed_slots.len()) });
   ctx.emit(|| Event::Stage { prefix: requester.clone(), stage: "importing_started" });
-  ctx.emit(|| Event::Stats {
-    prefix: requester.clone(),
-    added: Some(work.len()),
-    removed: (!removed_slots.is_empty()).then_some(removed_slots.len()),
-  });
+  ctx.emit(|| Event::Stats { prefix: requester.clone(), added: Some(work.len()), removed: None });
   for (slot, _) in &work {
     ctx.emit(|| Event::Progress {
       status: "resolved",
@@ -245,11 +255,12 @@ pub async fn install(
   for importer in &mut importers {
     importer.links.retain(|(_, target)| !failed_dirs.contains(target));
   }
+  let report_roots = reporter.enabled();
   let finish = {
     let settings = settings.clone();
     let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
     let deps_requiring_build = deps_requiring_build.clone();
-    move || -> Result<Vec<String>, InstallError> {
+    move || -> Result<(Vec<String>, Vec<crate::events::RootDep>), InstallError> {
       if !failed.is_empty() {
         forget_failed(&failed, &failed_dirs, &slot_links);
       }
@@ -257,6 +268,8 @@ pub async fn install(
         changed.remove(&slot.dep_path);
       }
       remove_stale(&removed_slots, &stale_links, &removed_importers);
+      let roots =
+        if report_roots { crate::report::new_direct_deps(&wanted.lockfile, &importers) } else { Vec::new() };
       link_importers(&importers)?;
       let hoisted = hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?;
       let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))
@@ -284,14 +297,19 @@ pub async fn install(
         injected_deps: crate::local::injected_deps(&plan, &settings.lockfile_dir),
       };
       write_state(&settings, &wanted, &plan, content, repeat)?;
-      Ok(bin_warnings)
+      Ok((bin_warnings, roots))
     }
   };
-  for message in blocking(finish).await?? {
+  let (bin_warnings, roots) = blocking(finish).await??;
+  for message in bin_warnings {
     reporter.emit(Event::Warning { message });
   }
+  for root in roots {
+    reporter.emit(Event::RootAdded(root));
+  }
   timings.link_importers_ms = ms(link_started.elapsed());
-  reporter.emit(Event::Stage { prefix: requester, stage: "importing_done" });
+  reporter.emit(Event::Stage { prefix: requester.clone(), stage: "importing_done" });
+  reporter.emit(Event::Summary { prefix: requester });
   timings.total_ms = ms(started.elapsed());
   let newly_skipped = skipped.len().saturating_sub(planned_skips);
   Ok(InstallSummary {
@@ -307,6 +325,23 @@ pub async fn install(
     virtual_store_dir: settings.virtual_store_dir.clone(),
     timings,
   })
+}
+
+/// What pnpm's reporter needs to say that nothing changed ("Already up to date").
+fn report_up_to_date(reporter: &dyn Reporter, settings: &crate::prepare::Settings) {
+  if !reporter.enabled() {
+    return;
+  }
+  let prefix = settings.lockfile_dir.to_string_lossy().into_owned();
+  reporter.emit(Event::Context {
+    current_lockfile_exists: true,
+    store_dir: settings.store.root().to_string_lossy().into_owned(),
+    virtual_store_dir: settings.virtual_store_dir.to_string_lossy().into_owned(),
+  });
+  reporter.emit(crate::report::package_manifest(&settings.lockfile_dir));
+  reporter.emit(Event::Stats { prefix: prefix.clone(), added: None, removed: Some(0) });
+  reporter.emit(Event::Stats { prefix: prefix.clone(), added: Some(0), removed: None });
+  reporter.emit(Event::Summary { prefix });
 }
 
 /// For each slot, the verified store files if the store has the package whole.
