@@ -149,11 +149,10 @@ impl Fetcher {
       let delay = self.options.retry.delay(attempt);
       let (message, http_status, code) = match failure {
         Failure::Status(status) => (format!("{} {}", status, reason(status)), Some(status), None),
-        Failure::Integrity(actual) => (
-          format!("Got unexpected checksum for \"{url}\". Wanted \"{expected_sri}\". Got \"{actual}\"."),
-          None,
-          Some("ERR_PNPM_TARBALL_INTEGRITY".to_string()),
-        ),
+        Failure::Integrity(actual) => {
+          let e = FetchError::Integrity { url: url.to_string(), expected: expected_sri.to_string(), actual };
+          (e.to_string(), None, Some(e.error_code()))
+        }
         Failure::Network { message, code } => (message, None, Some(code.to_string())),
       };
       events.retry(RetryInfo {
