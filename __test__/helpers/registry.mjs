@@ -9,7 +9,11 @@
 //   tarballs   Map<urlPath, Buffer> | { [urlPath]: Buffer } | directory (served read-only)
 //   packuments Map<name, object|Function> | object: served at GET /<name> (and /@scope%2fname)
 //   faults     { [urlPath]: [500, 503, 'reset', ...] } answers the first requests for a path
-//              with these statuses ('reset' destroys the socket) before serving it normally
+//              with these statuses ('reset' destroys the socket) before serving it normally.
+//              Body faults (the path must have a tarball): 'reset-mid-body' (headers and half
+//              the body, then the socket is destroyed), 'cut-short' (the whole length is
+//              announced, half is sent, then the connection closes cleanly), { trickle: n }
+//              (the body n bytes at a time, a few ms apart), { redirect: url } (302 to url)
 //   delay      ms | { [urlPath]: ms } | (req) => ms before answering; Infinity = never answer
 //              (held until close), to test aborts and timeouts without racing the clock
 //   stall      { [urlPath]: bytes }: send the headers and the first `bytes` of the body, then
@@ -66,6 +70,15 @@ export async function startRegistry (options = {}) {
     if (queue && queue.length) {
       const fault = queue.shift()
       if (fault === 'reset') { req.socket.destroy(); return }
+      if (fault?.redirect) {
+        res.writeHead(302, { location: fault.redirect, 'content-length': 0 })
+        res.end()
+        return
+      }
+      if (fault === 'reset-mid-body' || fault === 'cut-short' || fault?.trickle) {
+        bodyFault(req, res, lookupTarball(urlPath) ?? Buffer.alloc(0), fault)
+        return
+      }
       const status = typeof fault === 'object' ? fault.status : fault
       const body = typeof fault === 'object' && fault.body != null ? fault.body : `{"error":"fault ${status}"}`
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
@@ -100,6 +113,28 @@ export async function startRegistry (options = {}) {
       return
     }
     send(res, 404, 'application/json', '{"error":"not found"}')
+  }
+
+  function bodyFault (req, res, body, fault) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length })
+    const half = body.subarray(0, Math.floor(body.length / 2))
+    if (fault === 'reset-mid-body') {
+      res.write(half, () => req.socket.resetAndDestroy())
+    } else if (fault === 'cut-short') {
+      // Ends the TCP stream with the body incomplete: the client sees a clean close.
+      res.write(half, () => req.socket.end())
+    } else {
+      let at = 0
+      const next = () => {
+        if (res.destroyed) return
+        if (at >= body.length) { res.end(); return }
+        res.write(body.subarray(at, at + fault.trickle))
+        at += fault.trickle
+        const t = setTimeout(() => { timers.delete(t); next() }, 2)
+        timers.add(t)
+      }
+      next()
+    }
   }
 
   function lookupTarball (urlPath) {

@@ -73,9 +73,19 @@ pub struct Fetcher {
   options: FetcherOptions,
 }
 
+/// The largest tarball downloaded: as much as any tarball may unpack to.
+const MAX_TARBALL_BYTES: u64 = 4 << 30;
+
 enum Attempt {
   Final(FetchError),
-  Retry { message: String, status: Option<u16>, code: Option<String> },
+  Retry(Failure),
+}
+
+/// Why an attempt failed, when another may succeed.
+enum Failure {
+  Status(u16),
+  Integrity(String),
+  Network { message: String, code: &'static str },
 }
 
 impl Fetcher {
@@ -85,6 +95,10 @@ impl Fetcher {
       .connect_timeout(options.fetch_timeout)
       .read_timeout(options.fetch_timeout)
       .pool_max_idle_per_host(options.network_concurrency.max(1))
+      // pnpm follows up to 20 redirects and sends no Referer. reqwest drops the
+      // Authorization header when a redirect leads to another host, port or scheme.
+      .redirect(reqwest::redirect::Policy::limited(20))
+      .referer(false)
       .build()
       .map_err(|e| FetchError::Network { url: String::new(), attempts: 0, message: e.to_string() })?;
     let permits = Arc::new(Semaphore::new(options.network_concurrency.max(1)));
@@ -92,6 +106,10 @@ impl Fetcher {
   }
 
   /// Downloads `url` whole, retrying as pnpm does, and checks it against `integrity`.
+  ///
+  /// As in pnpm, everything but 401, 403 and 404 is retried: other HTTP statuses, network
+  /// errors, timeouts, bodies cut short, and bodies that fail the integrity check (a proxy
+  /// or a CDN may have served a bad copy).
   pub async fn fetch(
     &self,
     url: &str,
@@ -109,36 +127,41 @@ impl Fetcher {
         r = self.attempt(url, package_id, attempt, events) => r,
         () = cancel.cancelled() => return Err(FetchError::Aborted),
       };
-      let (message, status, code) = match result {
-        Ok(bytes) => {
-          if let Some(integrity) = integrity {
-            if let Err(actual) = integrity.check(&bytes) {
-              return Err(FetchError::Integrity {
-                url: url.to_string(),
-                expected: expected_sri.to_string(),
-                actual,
-              });
-            }
-          }
-          return Ok(bytes);
-        }
+      let failure = match result {
+        Ok(bytes) => match integrity.map(|i| i.check(&bytes)) {
+          Some(Err(actual)) => Failure::Integrity(actual),
+          _ => return Ok(bytes),
+        },
         Err(Attempt::Final(e)) => return Err(e),
-        Err(Attempt::Retry { message, status, code }) => (message, status, code),
+        Err(Attempt::Retry(failure)) => failure,
       };
       if attempt > max_retries {
-        if let Some(status) = status {
-          return Err(http_error(url, status));
-        }
-        return Err(FetchError::Network { url: url.to_string(), attempts: attempt, message });
+        return Err(match failure {
+          Failure::Status(status) => http_error(url, status),
+          Failure::Integrity(actual) => {
+            FetchError::Integrity { url: url.to_string(), expected: expected_sri.to_string(), actual }
+          }
+          Failure::Network { message, .. } => {
+            FetchError::Network { url: url.to_string(), attempts: attempt, message }
+          }
+        });
       }
       let delay = self.options.retry.delay(attempt);
+      let (message, http_status, code) = match failure {
+        Failure::Status(status) => (format!("{} {}", status, reason(status)), Some(status), None),
+        Failure::Integrity(actual) => {
+          let e = FetchError::Integrity { url: url.to_string(), expected: expected_sri.to_string(), actual };
+          (e.to_string(), None, Some(e.error_code()))
+        }
+        Failure::Network { message, code } => (message, None, Some(code.to_string())),
+      };
       events.retry(RetryInfo {
         attempt,
         max_retries,
         url: url.to_string(),
         timeout_ms: delay.as_millis() as u64,
         message,
-        http_status: status,
+        http_status,
         code,
       });
       tokio::select! {
@@ -160,31 +183,58 @@ impl Fetcher {
     if let Some(header) = self.options.auth.for_url(url) {
       request = request.header(reqwest::header::AUTHORIZATION, header);
     }
-    let retry =
-      |e: reqwest::Error| Attempt::Retry { message: e.to_string(), status: None, code: Some(error_code(&e)) };
-    let mut response = request.send().await.map_err(retry)?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-      // 408 and 429 are the registry asking us to come back later; other 4xx are final.
-      return Err(if status >= 500 || status == 408 || status == 429 {
-        Attempt::Retry { message: format!("{} {}", status, reason(status)), status: Some(status), code: None }
+    let timeout_ms = self.options.fetch_timeout.as_millis();
+    let retry = |e: reqwest::Error, received: Option<(usize, Option<u64>)>| {
+      let code = error_code(&e);
+      let mut message = if e.is_timeout() {
+        format!("no data from the server for {timeout_ms} ms (fetchTimeout)")
       } else {
+        error_chain(&e)
+      };
+      if let Some((got, expected)) = received {
+        let of = expected.map(|n| format!(" of {n}")).unwrap_or_default();
+        message = format!("{message} (the body stopped after {got}{of} bytes)");
+      }
+      Attempt::Retry(Failure::Network { message, code })
+    };
+    let mut response = request.send().await.map_err(|e| retry(e, None))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+      // pnpm gives up at once only where asking again cannot help.
+      return Err(if matches!(status, 401 | 403 | 404) {
         Attempt::Final(http_error(url, status))
+      } else {
+        Attempt::Retry(Failure::Status(status))
       });
     }
     let size = response.content_length();
+    let too_large =
+      || Attempt::Final(FetchError::TooLarge { package: package_id.to_string(), limit: MAX_TARBALL_BYTES });
+    if size.is_some_and(|n| n > MAX_TARBALL_BYTES) {
+      return Err(too_large());
+    }
     events.started(package_id, attempt, size);
-    let mut body = Vec::with_capacity(size.unwrap_or(0).min(256 << 20) as usize);
-    while let Some(chunk) = response.chunk().await.map_err(retry)? {
-      body.extend_from_slice(&chunk);
+    let mut body = Vec::new();
+    // The announced size is the server's word: reserve it only within reason.
+    let _ = body.try_reserve_exact(size.unwrap_or(0).min(256 << 20) as usize);
+    loop {
+      match response.chunk().await {
+        Ok(Some(chunk)) => {
+          if (body.len() + chunk.len()) as u64 > MAX_TARBALL_BYTES {
+            return Err(too_large());
+          }
+          body.extend_from_slice(&chunk);
+        }
+        Ok(None) => break,
+        Err(e) => return Err(retry(e, Some((body.len(), size)))),
+      }
     }
     if let Some(size) = size {
       if body.len() as u64 != size {
-        return Err(Attempt::Retry {
-          message: format!("body ended after {} of {size} bytes", body.len()),
-          status: None,
-          code: Some("ERR_PNPM_BAD_TARBALL_SIZE".into()),
-        });
+        return Err(Attempt::Retry(Failure::Network {
+          message: format!("the body ended after {} of {size} bytes", body.len()),
+          code: "ERR_PNPM_BAD_TARBALL_SIZE",
+        }));
       }
     }
     Ok(body)
@@ -195,14 +245,29 @@ fn network(url: &str, message: String) -> FetchError {
   FetchError::Network { url: url.to_string(), attempts: 1, message }
 }
 
-fn error_code(e: &reqwest::Error) -> String {
+fn error_code(e: &reqwest::Error) -> &'static str {
   if e.is_timeout() {
-    "ETIMEDOUT".into()
+    "ETIMEDOUT"
   } else if e.is_connect() {
-    "ECONNREFUSED".into()
+    "ECONNREFUSED"
   } else {
-    "ECONNRESET".into()
+    "ECONNRESET"
   }
+}
+
+/// The error and its causes: reqwest's own message alone ("error decoding response body")
+/// does not say what happened.
+fn error_chain(e: &reqwest::Error) -> String {
+  let mut message = e.to_string();
+  let mut source = std::error::Error::source(e);
+  while let Some(cause) = source {
+    let text = cause.to_string();
+    if !message.contains(&text) {
+      message = format!("{message}: {text}");
+    }
+    source = cause.source();
+  }
+  message
 }
 
 fn reason(status: u16) -> &'static str {

@@ -168,6 +168,18 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
       .ok_or_else(|| InstallError::UnsupportedResolution { package: pkg_key.to_string(), kind: "unknown" })?;
     // The store's package id: `name@version`, or the bare reference for URLs and paths.
     let pkg_id = if version.contains(':') { version.clone() } else { pkg_key.to_string() };
+    // A bad SRI string is a broken lockfile: found here, before anything is written.
+    let sri = match &resolution {
+      Resolution::Registry { integrity } => Some(integrity),
+      Resolution::Tarball { integrity, .. } => integrity.as_ref(),
+      _ => None,
+    };
+    if let Some(sri) = sri.filter(|sri| pacquet_fetch::Integrity::parse(sri).is_none()) {
+      return Err(InstallError::Fetch(pacquet_fetch::FetchError::InvalidIntegrity {
+        integrity: sri.clone(),
+        package: pkg_key.to_string(),
+      }));
+    }
     let (source, integrity) = match resolution {
       Resolution::Registry { integrity } => (
         Source::Remote {
@@ -202,9 +214,14 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, InstallError> {
     let pkg_dir = slot_dir.join("node_modules").join(&name);
     let mut links = Vec::new();
     for (alias, reference) in snapshot.dependencies.iter().chain(&snapshot.optional_dependencies) {
+      // pnpm never links a dependency under the package's own name: that place is the
+      // package itself.
+      if alias == &name {
+        continue;
+      }
       match ref_to_dep_path(reference, alias) {
         DependencyRef::Snapshot(child) => {
-          if excluded.contains(child.as_str()) || (child == dep_path && alias == &name) {
+          if excluded.contains(child.as_str()) {
             continue;
           }
           links.push((alias.clone(), self::pkg_dir(input, &child)));

@@ -108,6 +108,14 @@ fn validate(lockfile: &Lockfile) -> Result<(), LockfileError> {
   };
   for (id, importer) in &lockfile.importers {
     let referrer = format!("importers['{id}']");
+    // Ids are paths relative to the lockfile; an absolute one would put node_modules anywhere.
+    let absolute = id.starts_with(['/', '\\']) || id.as_bytes().get(1) == Some(&b':') || id.contains('\0');
+    if absolute || id.is_empty() {
+      return Err(LockfileError::Broken {
+        location: referrer,
+        message: "an importer id must be a path relative to the lockfile's directory".into(),
+      });
+    }
     for (alias, dep) in
       importer.dependencies.iter().chain(&importer.dev_dependencies).chain(&importer.optional_dependencies)
     {

@@ -10,12 +10,37 @@ use base64::Engine;
 use sha2::{Digest, Sha512};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How the registry misbehaves for one request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+  /// Answer with this status (and a small JSON body).
+  Status(u16),
+  /// Close the connection without answering.
+  Drop,
+  /// Send the headers and half the body, then reset the connection (RST).
+  ResetMidBody,
+  /// Announce the whole body, send half of it, then close cleanly (FIN).
+  CutShort,
+  /// Send the headers and `n` bytes of the body, then never send more.
+  Stall(usize),
+  /// Never answer at all.
+  Hold,
+  /// Serve the body `n` bytes at a time, pausing between writes.
+  Trickle(usize),
+  /// `302 Found` to this URL.
+  Redirect(String),
+}
+
 #[derive(Default)]
 struct State {
   files: HashMap<String, Vec<u8>>,
-  /// Statuses to answer before serving a path, one per request.
-  faults: HashMap<String, VecDeque<u16>>,
+  /// Faults to apply before serving a path, one per request.
+  faults: HashMap<String, VecDeque<Fault>>,
   requests: Vec<String>,
+  /// The `authorization` header of each request, in order.
+  auth: Vec<(String, Option<String>)>,
+  /// Paths served without auth; every other path then needs this header.
+  require_auth: Option<String>,
 }
 
 /// A registry that serves fixed bodies by path, over HTTP/1.1 with keep-alive.
@@ -44,11 +69,25 @@ impl Registry {
   }
 
   pub fn fail(&self, path: &str, statuses: &[u16]) {
-    self.state.lock().unwrap().faults.insert(path.to_string(), statuses.iter().copied().collect());
+    self.faults(path, statuses.iter().map(|s| Fault::Status(*s)).collect());
+  }
+
+  pub fn faults(&self, path: &str, faults: Vec<Fault>) {
+    self.state.lock().unwrap().faults.insert(path.to_string(), faults.into());
+  }
+
+  /// Every request must then carry this `authorization` header, else 401.
+  pub fn require_auth(&self, header: &str) {
+    self.state.lock().unwrap().require_auth = Some(header.to_string());
   }
 
   pub fn requests(&self) -> Vec<String> {
     self.state.lock().unwrap().requests.clone()
+  }
+
+  /// `(path, authorization header)` of every request.
+  pub fn auth_headers(&self) -> Vec<(String, Option<String>)> {
+    self.state.lock().unwrap().auth.clone()
   }
 
   pub fn clear_requests(&self) {
@@ -72,24 +111,87 @@ async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     buf.drain(..head_end);
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let (status, body) = {
+    let auth = head
+      .lines()
+      .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")))
+      .map(|(_, v)| v.trim().to_string());
+    let (fault, body) = {
       let mut s = state.lock().unwrap();
       s.requests.push(path.clone());
-      match s.faults.get_mut(&path).and_then(|f| f.pop_front()) {
-        Some(status) => (status, b"{\"error\":\"fault\"}".to_vec()),
-        None => match s.files.get(&path) {
-          Some(body) => (200, body.clone()),
-          None => (404, b"{\"error\":\"not found\"}".to_vec()),
-        },
+      s.auth.push((path.clone(), auth.clone()));
+      let fault = s.faults.get_mut(&path).and_then(|f| f.pop_front());
+      let unauthorized = s.require_auth.as_ref().is_some_and(|want| auth.as_ref() != Some(want));
+      match (fault, s.files.get(&path)) {
+        (Some(fault), Some(body)) => (Some(fault), body.clone()),
+        (Some(Fault::Status(status)), None) => (Some(Fault::Status(status)), Vec::new()),
+        (Some(Fault::Redirect(to)), None) => (Some(Fault::Redirect(to)), Vec::new()),
+        _ if unauthorized => (Some(Fault::Status(401)), Vec::new()),
+        (_, Some(body)) => (None, body.clone()),
+        (_, None) => (Some(Fault::Status(404)), Vec::new()),
       }
     };
-    let head =
-      format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n", body.len());
-    if socket.write_all(head.as_bytes()).await.is_err() || socket.write_all(&body).await.is_err() {
+    let head_for = |status: u16, len: usize| {
+      format!("HTTP/1.1 {status} X\r\ncontent-length: {len}\r\nconnection: keep-alive\r\n\r\n")
+    };
+    let half = body.len() / 2;
+    let ok = match fault {
+      None => write_all(&mut socket, &[head_for(200, body.len()).as_bytes(), &body]).await,
+      Some(Fault::Status(status)) => {
+        let body = b"{\"error\":\"fault\"}";
+        write_all(&mut socket, &[head_for(status, body.len()).as_bytes(), body]).await
+      }
+      Some(Fault::Redirect(to)) => {
+        let head = format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n");
+        write_all(&mut socket, &[head.as_bytes()]).await
+      }
+      Some(Fault::Drop) => false,
+      Some(Fault::ResetMidBody) => {
+        let _ = write_all(&mut socket, &[head_for(200, body.len()).as_bytes(), &body[..half]]).await;
+        let _ = socket.flush().await;
+        // Linger 0: closing sends a reset instead of an orderly shutdown.
+        let _ = socket.set_zero_linger();
+        false
+      }
+      Some(Fault::CutShort) => {
+        let _ = write_all(&mut socket, &[head_for(200, body.len()).as_bytes(), &body[..half]]).await;
+        let _ = socket.shutdown().await;
+        false
+      }
+      Some(Fault::Stall(n)) => {
+        let n = n.min(body.len());
+        let _ = write_all(&mut socket, &[head_for(200, body.len()).as_bytes(), &body[..n]]).await;
+        std::future::pending::<()>().await;
+        false
+      }
+      Some(Fault::Hold) => {
+        std::future::pending::<()>().await;
+        false
+      }
+      Some(Fault::Trickle(n)) => {
+        let mut ok = write_all(&mut socket, &[head_for(200, body.len()).as_bytes()]).await;
+        for piece in body.chunks(n.max(1)) {
+          tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+          ok = ok && write_all(&mut socket, &[piece]).await;
+        }
+        ok
+      }
+    };
+    if !ok {
       return;
     }
   }
 }
+
+async fn write_all(socket: &mut tokio::net::TcpStream, parts: &[&[u8]]) -> bool {
+  for part in parts {
+    if socket.write_all(part).await.is_err() {
+      return false;
+    }
+  }
+  socket.flush().await.is_ok()
+}
+
+pub mod harness;
 
 /// A package to publish: files under `package/`, each `(path, content, mode)`.
 pub struct Pkg {
