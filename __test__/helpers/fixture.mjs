@@ -49,20 +49,41 @@ export function tarballPath (name, version) {
 }
 
 /**
- * pnpm's slot directory name for a dep path (`depPathToFilename` for registry packages):
- * `/` etc. -> `+`, peer parentheses -> `_`, and names that are too long or contain
- * uppercase letters are cut and suffixed with a short sha256.
+ * pnpm's slot directory name for a dep path (`depPathToFilename`): `/` etc. -> `+`, peer
+ * parentheses -> `_`, and names that are too long or contain uppercase letters are cut and
+ * suffixed with a short sha256. So is a URL or path whose escape is lossy (a port's `:`, a
+ * `+` of its own), with the hash of the dep path itself; trailing dots/spaces become `+`.
  */
 export function depPathToFilename (depPath, maxLength = 120) {
-  let filename = depPath.replace(/[\\/:*?"<>|#]/g, '+')
+  let filename = (depPath.startsWith('file:') ? depPath.replace(':', '+') : depPath).replace(/[\\/:*?"<>|#]/g, '+')
   if (filename.includes('(')) {
     filename = filename.replace(/\)$/, '').replace(/\)\(|\(|\)/g, '_')
   }
-  if (filename.length > maxLength || (filename !== filename.toLowerCase() && !filename.startsWith('file+'))) {
-    const hash = createHash('sha256').update(filename).digest('hex').slice(0, 32)
+  const ambiguous = escapesAmbiguously(depPath)
+  const hashInput = ambiguous ? depPath : filename
+  const kept = filename.replace(/[. ]+$/, '').length
+  const trailing = kept < filename.length
+  if (trailing) filename = filename.slice(0, kept) + '+'.repeat(filename.length - kept)
+  if (ambiguous || trailing || filename.length > maxLength || (filename !== filename.toLowerCase() && !filename.startsWith('file+'))) {
+    const hash = createHash('sha256').update(hashInput).digest('hex').slice(0, 32)
     return `${filename.substring(0, maxLength - 33)}_${hash}`
   }
   return filename
+}
+
+function escapesAmbiguously (depPath) {
+  const pkgId = depPath.split('(', 1)[0].replace(/^\//, '')
+  const at = pkgId.indexOf('@', 1)
+  if (!pkgId.startsWith('file:') && at === -1) return false
+  const version = pkgId.startsWith('file:') ? pkgId : pkgId.slice(at + 1)
+  const colon = version.indexOf(':')
+  if (colon === -1) return false
+  // `<registry name>:<semver>` (a named registry) is no location
+  const registry = version.slice(0, colon)
+  const reserved = /^(bitbucket|catalog|custom|file|git|github|gitlab|https?|jsr|link|npm|runtime|ssh|workspace)$/i
+  if (/^[a-z][\w.-]*$/i.test(registry) && !reserved.test(registry) &&
+    /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9a-z-]+(\.[0-9a-z-]+)*)?(\+[0-9a-z-]+(\.[0-9a-z-]+)*)?$/i.test(version.slice(colon + 1))) return false
+  return /[+\\:*?"<>|#]/.test(version.slice(colon + 1).replace(/^\/\//, ''))
 }
 
 /** Splits 'name@version(peers)' (scoped or not) into its parts. */
