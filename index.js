@@ -723,11 +723,19 @@ if (!nativeBinding || forceWasi) {
 
 if (!nativeBinding) {
   if (loadErrors.length > 0) {
-    const error = new Error(
-      `Cannot find native binding. ` +
-        `npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ` +
-        'Please try `npm i` again after removing both package-lock.json and node_modules directory.',
-    )
+    /* @pacquet/native: platform package error */
+    // The loader tried this platform's package; the first "cannot find" names it.
+    const missing = loadErrors
+      .map((e) => /Cannot find module '(@pacquet\/native-[^'/]+)'/.exec(String(e && e.message))?.[1])
+      .find(Boolean)
+    const target = `${process.platform}-${process.arch}${process.platform === 'linux' ? (isMusl() ? ' (musl)' : ' (glibc)') : ''}`
+    const error = new Error(missing
+      ? `@pacquet/native has no binary for ${target}: the package ${missing} is not installed.`
+      : `@pacquet/native could not load its binary for ${target}.`)
+    error.code = 'ERR_PACQUET_NATIVE_BINDING'
+    error.hint = missing
+      ? `Install it: run the install again with optional dependencies enabled (not --omit=optional or --no-optional; with pnpm, supportedArchitectures must include this platform), or add ${missing}@${require('./package.json').version} to your dependencies. NAPI_RS_NATIVE_LIBRARY_PATH may point at a .node file built for this platform.`
+      : 'See the causes below; NAPI_RS_NATIVE_LIBRARY_PATH may point at a .node file built for this platform.'
     // assign instead of the `new Error(message, { cause })` options form,
     // which Node < 16.9 silently ignores
     error.cause = createLoadErrorChain(loadErrors)

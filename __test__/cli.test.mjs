@@ -2,6 +2,7 @@
 // against a loopback registry. The CLI always runs with a clean environment (no
 // npm_config_* variables, a HOME of its own) so the developer's config cannot leak in.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -467,4 +468,26 @@ test('store path prints the store; store status reports a package edited in node
   assert.equal(dirty.status, 1)
   assert.match(dirty.stderr + dirty.stdout, /ERR_PNPM_MODIFIED_DEPENDENCY/)
   assert.match(dirty.stderr + dirty.stdout, /^ {2}b@1\.0\.0$/m)
+})
+
+test('without the platform package, require() and the CLI name the missing package and how to get it', TIMEOUT, async (t) => {
+  // The published layout without any binary: index.js, package.json and the CLI alone.
+  const pkg = path.join(tempDir(t, 'pacquet-nobinary-'), 'node_modules', '@pacquet', 'native')
+  fs.mkdirSync(pkg, { recursive: true })
+  for (const f of ['package.json', 'index.js']) fs.copyFileSync(path.join(ROOT, f), path.join(pkg, f))
+  fs.cpSync(path.join(ROOT, 'cli'), path.join(pkg, 'cli'), { recursive: true })
+  const platformPackage = process.platform === 'linux' && process.arch === 'x64' ? '@pacquet/native-linux-x64-' : '@pacquet/native-'
+  const env = cleanEnv(path.join(pkg, '..', 'home'))
+  delete env.NAPI_RS_NATIVE_LIBRARY_PATH
+
+  const r = spawnSync(process.execPath, ['-e', `try { require(${JSON.stringify(pkg)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })) }`], { env, encoding: 'utf8' })
+  const err = JSON.parse(r.stdout)
+  assert.equal(err.code, 'ERR_PACQUET_NATIVE_BINDING')
+  assert.ok(err.message.includes(`the package ${platformPackage}`), err.message)
+  assert.match(err.hint, /optional dependencies/)
+
+  const cli = await run(process.execPath, [path.join(pkg, 'cli', 'pacquet-native.js'), 'store', 'path'], { env })
+  assert.equal(cli.status, 1)
+  assert.match(cli.stderr, /ERR_PACQUET_NATIVE_BINDING/)
+  assert.ok(cli.stderr.includes(`the package ${platformPackage}`), cli.stderr)
 })

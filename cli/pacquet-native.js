@@ -812,6 +812,7 @@ function loadAddon () {
   try {
     return require('../index.js')
   } catch (cause) {
+    if (cause?.code === 'ERR_PACQUET_NATIVE_BINDING') throw new CliError(cause.code, cause.message, cause.hint)
     throw new CliError('ERR_PACQUET_NATIVE_BINDING', `Cannot load the native addon: ${cause.message}`,
       'Reinstall @pacquet/native so that the binary for this platform is present (or build it with `napi build --platform`).')
   }
