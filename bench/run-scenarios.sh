@@ -23,6 +23,11 @@ fixture=$(cd "$1" && pwd); work=$(mkdir -p "$2" && cd "$2" && pwd); shift 2
 SCENARIOS=${SCENARIOS:-cold warm hot}; RUNS=${RUNS:-5}; POLICY=${POLICY:-lean}
 here=$(cd "$(dirname "$0")" && pwd)
 results=$work/results.tsv
+# bun does not read pnpm-workspace.yaml: its supportedArchitectures become --os/--cpu/--libc
+# flags, so bun fetches the same optional platform packages as the others.
+read -r -a bun_arch < <(awk '/^supportedArchitectures:/ {s = 1; next} /^[^ ]/ {s = 0}
+  s && /^  (os|cpu|libc):/ {k = $1; sub(":", "", k); next} s && /^    - / {printf "--%s %s ", k, $2}' \
+  "$fixture/pnpm-workspace.yaml" 2>/dev/null; echo)
 [[ -f $results ]] || printf 'tool\tscenario\trun\trc\twall_s\tuser_s\tsys_s\tmaxrss_kb\tregistry_cpu_s\n' >"$results"
 
 fresh_project() { # dir
@@ -56,7 +61,7 @@ install() { # kind path
     pacquet) cmd=("$2" install --frozen-lockfile) ;;
     native) cmd=(node "$2/cli/pacquet-native.js" install --frozen-lockfile --reporter=silent) ;;
     bun) envs+=(BUN_INSTALL_CACHE_DIR="$S/store")
-      cmd=("$2" install --frozen-lockfile --linker isolated --registry "$REGISTRY_URL" --ignore-scripts) ;;
+      cmd=("$2" install --frozen-lockfile --linker isolated --registry "$REGISTRY_URL" --ignore-scripts "${bun_arch[@]}") ;;
     *) echo "unknown kind $1" >&2; exit 2 ;;
   esac
   /usr/bin/time -f '%e %U %S %M' -o "$S/time.txt" env "${envs[@]}" "${cmd[@]}" >"$S/last.log" 2>&1
