@@ -216,6 +216,7 @@ function runScript (source, { env = {}, timeout = 120_000 } = {}) {
 }
 
 const IMPORTS = `
+  import fs from 'node:fs'
   import path from 'node:path'
   import { createRequire } from 'node:module'
   import { Worker } from 'node:worker_threads'
@@ -307,18 +308,24 @@ test('worker_threads: an install in a worker, four at once, and a worker termina
     const spec = (p) => ({ packages: [{ name: p + '-a', version: '1.0.0', dependencies: { [p + '-b']: '1.0.0' } }, { name: p + '-b', version: '1.0.0' }],
       importer: { dependencies: { [p + '-a']: '1.0.0' } } })
     const projects = ['one', 'w1', 'w2', 'w3', 'w4', 'stuck', 'after'].map(n => makeProject(path.join(tmp, n), spec(n)))
-    const tarballs = new Map(projects.flatMap(p => [...p.tarballs]))
     const stuck = projects[5]
+    // A bigger one, terminated while it imports packages and sends progress events.
+    const busy = makeProject(path.join(tmp, 'busy'), JSON.parse(fs.readFileSync(process.env.TEST_BUSY_SPEC, 'utf8')))
+    const tarballs = new Map([...projects, busy].flatMap(p => [...p.tarballs]))
     // The stuck project's tarballs are never answered: its install can only end by termination.
-    const registry = await startRegistry({ tarballs, delay: (req) => req.path.startsWith('/stuck-') ? Infinity : 0 })
+    const registry = await startRegistry({ tarballs, delay: (req) => req.path.startsWith('/stuck-') ? Infinity : req.path.startsWith('/busy-') ? 10 : 0 })
     const workerSource = \`
       const { parentPort, workerData } = require('node:worker_threads')
       const { linkVirtualStore } = require(workerData.addon)
-      linkVirtualStore(workerData.lockfile, { storeDir: workerData.store, registries: { default: workerData.registry }, onProgress: () => {} })
+      let told = false
+      const onProgress = (e) => {
+        if (workerData.tell && !told && e.name === 'pnpm:progress' && e.status === 'imported') { told = true; parentPort.postMessage({ importing: true }) }
+      }
+      linkVirtualStore(workerData.lockfile, { storeDir: workerData.store, registries: { default: workerData.registry }, networkConcurrency: 2, onProgress })
         .then(r => parentPort.postMessage({ added: r.added }), e => parentPort.postMessage({ code: e.code, message: e.message }))
     \`
-    const startWorker = (project) => new Worker(workerSource, { eval: true, execArgv: [], workerData: {
-      addon: ADDON, lockfile: project.lockfilePath, store: path.join(tmp, 'store'), registry: registry.url } })
+    const startWorker = (project, tell = false) => new Worker(workerSource, { eval: true, execArgv: [], workerData: {
+      addon: ADDON, lockfile: project.lockfilePath, store: path.join(tmp, 'store'), registry: registry.url, tell } })
     const result = (w) => new Promise((resolve, reject) => {
       w.once('message', resolve)
       w.once('error', reject)
@@ -334,12 +341,19 @@ test('worker_threads: an install in a worker, four at once, and a worker termina
     await registry.waitForRequest((req) => req.path.startsWith('/stuck-'))
     await doomed.terminate()
     out.terminatedExit = await exited
+    const busyWorker = startWorker(busy, true)
+    const busyExited = new Promise(r => busyWorker.once('exit', r))
+    out.busyMessage = await new Promise(r => busyWorker.once('message', r))
+    await busyWorker.terminate()
+    out.busyExit = await busyExited
     const { linkVirtualStore } = require(ADDON)
     out.after = (await linkVirtualStore(projects[6].lockfilePath, { storeDir: path.join(tmp, 'store'), registries: { default: registry.url } })).added
     await registry.close()
     console.log(JSON.stringify(out))
   `
-  const r = await runScript(script, { env: { TEST_TMP: tmp } })
+  const busySpec = path.join(tmp, 'busy-spec.json')
+  fs.writeFileSync(busySpec, JSON.stringify(generatedSpec(40, 20, 'busy')))
+  const r = await runScript(script, { env: { TEST_TMP: tmp, TEST_BUSY_SPEC: busySpec } })
   assert.equal(r.timedOut, false, `the process exited by itself:\n${r.stderr}`)
   assert.equal(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout.trim().split('\n').pop())
@@ -347,6 +361,8 @@ test('worker_threads: an install in a worker, four at once, and a worker termina
   assert.deepEqual(out.four, Array(4).fill({ added: 2 }))
   assert.doesNotMatch(r.stderr, /panicked|fatal|napi/i, 'nothing went wrong underneath')
   assert.equal(out.terminatedExit, 1, 'terminate() ends a worker with exit code 1')
+  assert.deepEqual(out.busyMessage, { importing: true }, 'the busy worker was importing when terminated')
+  assert.equal(out.busyExit, 1)
   assert.equal(out.after, 2, 'the main thread installs after a worker was terminated mid-install')
   for (const name of ['one', 'w1', 'w2', 'w3', 'w4', 'after']) {
     const mod = createRequire(path.join(tmp, name, 'package.json'))(`${name}-a`)

@@ -114,7 +114,7 @@ impl InstallError {
   /// The hint JS sees as `err.hint` (may be empty).
   pub fn hint(&self) -> String {
     match self.exhausted() {
-      Some(Exhausted::DiskSpace) => return "The disk is full. Free some space (or point storeDir at a disk with more) and install again: what was stored so far is kept and is not downloaded again.".into(),
+      Some(Exhausted::DiskSpace) => return "The disk is full. Free some space (or point storeDir at a disk with more room) and install again; the store is left consistent.".into(),
       Some(Exhausted::FileDescriptors) => return "Too many open files. Raise the limit (`ulimit -n`) or lower networkConcurrency, and install again.".into(),
       None => {}
     }
