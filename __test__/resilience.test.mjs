@@ -126,6 +126,32 @@ test('SIGKILL and AbortSignal on the small fixture', { ...TIMEOUT, skip: mirrorS
   await series(t, ref, abortRound, { rounds: 4, seed: 12 })
 })
 
+// A kill that lands after .modules.yaml is written but before the repeat-install proof (the
+// last write): found by scripts/interrupt.mjs on alotta (1 round in 20). The next install
+// finds every slot complete, imports nothing, and so records no build it "ran into": a
+// package whose build the policy neither allows nor forbids drops out of ignoredBuilds (pnpm
+// 11 does the same on a re-link). Reproduced here without the race by removing the proof.
+const IGNORED_BUILDS_TODO = 'finish.rs (Builds::new) computes ignoredBuilds from this run\'s imports only; ' +
+  'it should keep the previous .modules.yaml ignoredBuilds entries of slots that stay in place'
+test('a kill just before the final state file: the next install keeps ignoredBuilds', { ...TIMEOUT, todo: IGNORED_BUILDS_TODO }, async (t) => {
+  let registry
+  const tmp = tempDir(t, 'pacquet-ignored-', () => registry?.close())
+  const spec = {
+    packages: [{ name: 'native', version: '1.0.0', scripts: { install: 'node build.js' }, files: { 'build.js': '' } }],
+    importer: { dependencies: { native: '1.0.0' } }
+  }
+  const project = makeProject(path.join(tmp, 'project'), spec)
+  registry = await startRegistry({ tarballs: project.tarballs })
+  const { linkVirtualStore } = require('../index.js')
+  const options = { storeDir: path.join(tmp, 'store'), registries: { default: registry.url } }
+  const modulesYaml = () => JSON.parse(fs.readFileSync(path.join(project.dir, 'node_modules', '.modules.yaml'), 'utf8'))
+  await linkVirtualStore(project.lockfilePath, options)
+  assert.deepEqual(modulesYaml().ignoredBuilds, ['native@1.0.0'], 'a clean install records the undecided build')
+  fs.rmSync(path.join(project.dir, 'node_modules', '.pacquet-native-state.json'))
+  await linkVirtualStore(project.lockfilePath, options)
+  assert.deepEqual(modulesYaml().ignoredBuilds, ['native@1.0.0'])
+})
+
 // ---------------------------------------------------------------------------------------
 // Resource limits
 

@@ -154,6 +154,11 @@ function blobNames (storeDir) {
   return out.sort()
 }
 
+function short (value) {
+  const s = JSON.stringify(value) ?? 'absent'
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s
+}
+
 /** An install stopped early enough has created no store at all: nothing to check then. */
 async function checkStoreIfAny (storeDir) {
   return fs.existsSync(path.join(storeDir, 'v11')) ? checkStore(storeDir) : []
@@ -173,7 +178,12 @@ export async function compareWithReference (ref, { dir, storeDir }) {
   diff.differ = diff.differ.filter(d => d.path !== 'node_modules/.modules.yaml')
   const lines = formatDiff(diff, ref.tree, tree, { labels: ['clean install', 'after interruption'], limit: 20 })
   if (lines.length) problems.push(`tree differs from a clean install:\n  ${lines.join('\n  ')}`)
-  if (JSON.stringify(readModules(dir)) !== JSON.stringify(ref.modules)) problems.push('.modules.yaml differs (prunedAt aside)')
+  const modules = readModules(dir)
+  const fields = [...new Set([...Object.keys(modules), ...Object.keys(ref.modules)])]
+    .filter(k => JSON.stringify(modules[k]) !== JSON.stringify(ref.modules[k]))
+  if (fields.length) {
+    problems.push(`.modules.yaml differs (prunedAt aside): ${fields.map(k => `${k}: ${short(ref.modules[k])} in a clean install, ${short(modules[k])} here`).join('; ')}`)
+  }
   const blobs = blobNames(storeDir)
   if (blobs.join('\n') !== ref.blobs.join('\n')) {
     const have = new Set(blobs)
