@@ -2,7 +2,7 @@
 // interrupt: installs killed or aborted at random points must cost nothing.
 //
 //   node scripts/interrupt.mjs [--fixture alotta|small] [--rounds 20] [--mode kill|abort|both]
-//                              [--mirror <dir>] [--seed N] [--keep]
+//                              [--plans time,fetched,imported,linking] [--mirror <dir>] [--seed N] [--keep]
 //
 // A clean install of the fixture is made first, as the reference (its tree, its store's file
 // names). Then each round starts cold (empty store, no node_modules) at the same paths and
@@ -346,7 +346,7 @@ export function summarize (label, results) {
 }
 
 function parseCli (argv) {
-  const o = { fixture: 'alotta', rounds: 20, mode: 'both', seed: Date.now() % 1_000_000, keep: false }
+  const o = { fixture: 'alotta', rounds: 20, mode: 'both', plans: KILL_PLANS, seed: Date.now() % 1_000_000, keep: false }
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].split('=', 2)
     const val = () => inline ?? argv[++i]
@@ -355,6 +355,7 @@ function parseCli (argv) {
     else if (k === '--mode') o.mode = val()
     else if (k === '--mirror') o.mirror = val()
     else if (k === '--seed') o.seed = Number(val())
+    else if (k === '--plans') o.plans = val().split(',').filter(p => KILL_PLANS.includes(p))
     else if (k === '--keep') o.keep = true
     else throw new Error(`unknown argument ${argv[i]}`)
   }
@@ -385,7 +386,7 @@ async function main () {
       if (o.mode !== 'both' && o.mode !== mode) continue
       const results = []
       for (let i = 0; i < o.rounds; i++) {
-        const r = await round(ref, pickPoint(KILL_PLANS[i % KILL_PLANS.length], rand, ref))
+        const r = await round(ref, pickPoint(o.plans[i % o.plans.length], rand, ref))
         results.push(r)
         console.log(formatRound(label, i, r))
       }
