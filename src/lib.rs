@@ -28,12 +28,26 @@ pub use options::{LinkOptions, LinkResult, LinkTimings};
 /// @param lockfile - path of `pnpm-lock.yaml`, of the directory that holds it, or the
 ///   lockfile already parsed into an object of the same shape
 /// @param options - see {@link LinkOptions}
-#[napi(ts_return_type = "Promise<LinkResult>")]
+// `catch_unwind`: the last net, for a panic while the arguments are converted.
+#[napi(ts_return_type = "Promise<LinkResult>", catch_unwind)]
 pub fn link_virtual_store<'env>(
   env: &'env Env,
   #[napi(ts_arg_type = "string | Record<string, unknown>")] lockfile: Unknown<'env>,
   options: Option<LinkOptions<'env>>,
 ) -> Result<PromiseRaw<'env, LinkResult>> {
+  // A panic while the call is set up (on the JS thread) rejects like one in the engine does.
+  match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start_install(env, lockfile, options))) {
+    Ok(promise) => promise,
+    Err(payload) => rejected(env, InstallError::Internal(panic_text(payload.as_ref()))),
+  }
+}
+
+fn start_install<'env>(
+  env: &'env Env,
+  lockfile: Unknown<'env>,
+  options: Option<LinkOptions<'env>>,
+) -> Result<PromiseRaw<'env, LinkResult>> {
+  pacquet_install::test_panic("call");
   let source = lockfile_source(env, lockfile)?;
   let (install_options, on_progress, signal) = match options {
     Some(o) => o.into_parts()?,
@@ -57,9 +71,13 @@ pub fn link_virtual_store<'env>(
   let work = async move {
     let ticker = progress.as_ref().map(|p| p.clone().start_ticker());
     // A task of its own, so that a panic inside the engine becomes an error, not a crash.
-    let result = tokio::spawn(install(source, install_options, reporter, cancel))
-      .await
-      .unwrap_or_else(|e| Err(InstallError::Internal(format!("the install task failed: {e}"))));
+    let result = tokio::spawn(install(source, install_options, reporter, cancel)).await.unwrap_or_else(|e| {
+      let message = match e.try_into_panic() {
+        Ok(payload) => panic_text(payload.as_ref()),
+        Err(e) => e.to_string(),
+      };
+      Err(InstallError::Internal(format!("the install task failed: {message}")))
+    });
     if let Some(t) = ticker {
       t.abort();
     }
@@ -80,6 +98,19 @@ pub fn link_virtual_store<'env>(
   })
 }
 
+/// A promise that rejects with `error`, for failures before the work could start.
+fn rejected<'env>(env: &'env Env, error: InstallError) -> Result<PromiseRaw<'env, LinkResult>> {
+  env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| Err(js_error(env, &error)))
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+  payload
+    .downcast_ref::<String>()
+    .cloned()
+    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+    .unwrap_or_else(|| "panic".into())
+}
+
 fn lockfile_source(env: &Env, lockfile: Unknown<'_>) -> Result<LockfileSource> {
   Ok(match lockfile.get_type()? {
     ValueType::String => LockfileSource::Path(lockfile.coerce_to_string()?.into_utf8()?.as_str()?.into()),
@@ -90,7 +121,7 @@ fn lockfile_source(env: &Env, lockfile: Unknown<'_>) -> Result<LockfileSource> {
 
 /// Where the store of a project is, as {@link linkVirtualStore} would choose it with the
 /// same options (`dir`, `storeDir`), including its `v11` directory (pnpm's `store path`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_path(env: &Env, options: Option<LinkOptions<'_>>) -> Result<String> {
   let options = match options {
     Some(o) => o.into_parts()?.0,
@@ -108,7 +139,7 @@ pub fn store_path(env: &Env, options: Option<LinkOptions<'_>>) -> Result<String>
 ///
 /// @param lockfile - as for {@link linkVirtualStore}
 /// @param options - as for {@link linkVirtualStore} (`dir`, `storeDir`, `virtualStoreDir`, …)
-#[napi(ts_return_type = "Promise<Array<string>>")]
+#[napi(ts_return_type = "Promise<Array<string>>", catch_unwind)]
 pub fn store_status<'env>(
   env: &'env Env,
   #[napi(ts_arg_type = "string | Record<string, unknown>")] lockfile: Unknown<'env>,

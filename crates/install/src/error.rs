@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use miette::Diagnostic;
+use pacquet_store::Exhausted;
 
 /// Every way an install can fail. Each carries a stable `ERR_PNPM_*` code and a hint.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -94,6 +95,12 @@ pub enum InstallError {
 impl InstallError {
   /// The code JS sees as `err.code`.
   pub fn error_code(&self) -> String {
+    // A full disk or descriptor table is what the user must act on, whichever step met it.
+    match self.exhausted() {
+      Some(Exhausted::DiskSpace) => return "ERR_PNPM_ENOSPC".into(),
+      Some(Exhausted::FileDescriptors) => return "ERR_PNPM_EMFILE".into(),
+      None => {}
+    }
     match self {
       InstallError::Fetch(e) => e.error_code(),
       other => other.code_str(),
@@ -106,7 +113,19 @@ impl InstallError {
 
   /// The hint JS sees as `err.hint` (may be empty).
   pub fn hint(&self) -> String {
+    match self.exhausted() {
+      Some(Exhausted::DiskSpace) => return "The disk is full. Free some space (or point storeDir at a disk with more room) and install again; the store is left consistent.".into(),
+      Some(Exhausted::FileDescriptors) => return "Too many open files. Raise the limit (`ulimit -n`) or lower networkConcurrency, and install again.".into(),
+      None => {}
+    }
     self.help().map(|h| h.to_string()).unwrap_or_default()
+  }
+
+  fn exhausted(&self) -> Option<Exhausted> {
+    match self {
+      InstallError::Aborted => None,
+      other => pacquet_store::exhausted(other),
+    }
   }
 
   pub fn is_aborted(&self) -> bool {

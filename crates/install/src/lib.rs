@@ -28,6 +28,6 @@ pub use events::{Event, NoopReporter, Reporter, RootDep};
 pub use options::{Include, InstallOptions};
 pub use pacquet_lockfile::LockfileSource;
 pub use pacquet_lockfile::SupportedArchitectures;
-pub use pipeline::{install, InstallSummary, Timings};
+pub use pipeline::{install, test_panic, InstallSummary, Timings};
 pub use prepare::store_path;
 pub use status::store_status;

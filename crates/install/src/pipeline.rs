@@ -102,6 +102,7 @@ pub async fn install(
 ) -> Result<InstallSummary, InstallError> {
   let started = Instant::now();
   let mut timings = Timings::default();
+  test_panic("install");
   if cancel.is_cancelled() {
     return Err(InstallError::Aborted);
   }
@@ -159,6 +160,7 @@ pub async fn install(
         .store
         .init()
         .map_err(|source| InstallError::Fs { path: settings.store.root().to_path_buf(), source })?;
+      test_panic("lookup");
       let found = lookup(&settings.store, &to_install, settings.verify, settings.strict_content_check)?;
       Ok::<_, InstallError>((to_install, found))
     })
@@ -412,7 +414,13 @@ async fn run_slots(
     }
   }
   let needs_fetcher = cold.iter().any(|s| matches!(s.source, Source::Remote { .. }));
-  let fetcher = if needs_fetcher { Some(Arc::new(Fetcher::new(fetcher_options.clone())?)) } else { None };
+  let fetcher = if needs_fetcher {
+    let mut options = fetcher_options.clone();
+    options.network_concurrency = within_open_file_limit(options.network_concurrency);
+    Some(Arc::new(Fetcher::new(options)?))
+  } else {
+    None
+  };
 
   let mut tasks = tokio::task::JoinSet::new();
   {
@@ -615,8 +623,31 @@ fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<In
   }
 }
 
+/// Sockets count against the open-file limit like files do: under a low `ulimit -n`, fewer
+/// downloads at once leave descriptors for the blobs, the imports, SQLite and Node itself.
+fn within_open_file_limit(requested: usize) -> usize {
+  let Some(limit) = pacquet_store::open_file_limit() else {
+    return requested;
+  };
+  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u64;
+  // Node and its libraries hold a few dozen; each rayon worker and unpack slot a couple.
+  let reserved = 64 + 8 * cpus;
+  let sockets = limit.saturating_sub(reserved) / 2;
+  requested.min(sockets.max(2) as usize)
+}
+
+/// Test-only: with `PACQUET_NATIVE_TEST_PANIC=<point>` in the environment the install panics
+/// at that point (`call`, `install`, `lookup`, `import`), so the tests can show that a panic
+/// becomes a rejected promise and never reaches Node.
+pub fn test_panic(point: &str) {
+  if std::env::var_os("PACQUET_NATIVE_TEST_PANIC").is_some_and(|v| v == point) {
+    panic!("test panic at {point} (PACQUET_NATIVE_TEST_PANIC)");
+  }
+}
+
 /// Imports the files and makes the dependency links of one slot, both at once.
 fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<(), InstallError> {
+  test_panic("import");
   let package_files: Vec<PackageFile<'_>> = package
     .files
     .iter()

@@ -103,6 +103,7 @@ impl Importer {
     let mkdir = |path: &Path| {
       std::fs::create_dir_all(path).map_err(|source| LinkError::Mkdir { path: path.into(), source })
     };
+    remove_leftover_markers(dest);
     mkdir(dest)?;
     let mut dirs: HashSet<&Path> = HashSet::new();
     for f in files {
@@ -112,26 +113,33 @@ impl Importer {
         }
       }
     }
-    let place = |f: &PackageFile<'_>| {
-      let to = dest.join(f.path);
+    let place = |f: &PackageFile<'_>, to: &Path| {
       if copy {
-        place_with(COPY, f, &to).map_err(|source| LinkError::Import {
+        place_with(COPY, f, to).map_err(|source| LinkError::Import {
           from: f.blob.to_path_buf(),
-          to: to.clone(),
+          to: to.to_path_buf(),
           method: "copy",
           source,
         })
       } else {
-        self.place(f, &to)
+        self.place(f, to)
       }
     };
     for (i, f) in files.iter().enumerate() {
       if i != marker {
-        place(f)?;
+        place(f, &dest.join(f.path))?;
       }
     }
     if let Some(f) = files.get(marker) {
-      place(f)?;
+      // Placed under another name, then renamed: a copy or clone cut short (the process
+      // killed) must not leave a half-written marker that claims the import complete.
+      let to = dest.join(f.path);
+      let tmp = dest.join(format!(".{}{MARKER_TMP}{}.tmp", f.path.replace('/', "_"), std::process::id()));
+      place(f, &tmp)?;
+      std::fs::rename(&tmp, &to).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        LinkError::Import { from: tmp.clone(), to: to.clone(), method: "rename", source }
+      })?;
     }
     Ok(files.len())
   }
@@ -167,13 +175,29 @@ impl Importer {
   }
 }
 
+const MARKER_TMP: &str = ".pacquet-marker-";
+
+/// Removes what a killed import left of its marker in a package directory that is being
+/// imported again (the directory exists only then; a fresh import costs one failed read).
+fn remove_leftover_markers(dest: &Path) {
+  let Ok(entries) = std::fs::read_dir(dest) else { return };
+  for entry in entries.flatten() {
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    if name.starts_with('.') && name.contains(MARKER_TMP) && name.ends_with(".tmp") {
+      let _ = std::fs::remove_file(entry.path());
+    }
+  }
+}
+
 fn place_with(method: u8, file: &PackageFile<'_>, to: &Path) -> std::io::Result<()> {
   let attempt = || -> std::io::Result<()> {
-    match method {
+    // Clones and copies open files: under a low open-file limit, wait for a descriptor.
+    pacquet_store::retry_out_of_descriptors(|| match method {
       HARDLINK => std::fs::hard_link(file.blob, to),
       CLONE => reflink_copy::reflink(file.blob, to),
       _ => copy_file(file.blob, to, file.executable),
-    }
+    })
   };
   let result = match attempt() {
     // A leftover from an interrupted import: replace it.

@@ -52,19 +52,20 @@ impl BlobWriter {
       return Ok(path);
     }
     let err = |source: std::io::Error| StoreError::Write { path: path.clone(), source };
-    let placed = match self.place_new(&path, bytes, executable) {
+    // A low open-file limit: wait for other workers to close theirs rather than fail.
+    let place = || crate::limits::retry_out_of_descriptors(|| self.place_new(&path, bytes, executable));
+    let placed = match place() {
       // The shard directory is missing (a store created by someone else, pruned, …).
-      Err(e) if e.kind() == std::io::ErrorKind::NotFound => path
-        .parent()
-        .map_or(Err(e), std::fs::create_dir_all)
-        .and_then(|()| self.place_new(&path, bytes, executable)),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        path.parent().map_or(Err(e), std::fs::create_dir_all).and_then(|()| place())
+      }
       other => other,
     };
     match placed {
       Ok(()) => {}
       Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
         if std::fs::read(&path).map_or(true, |existing| existing != bytes) {
-          self.replace(&path, bytes, executable).map_err(err)?;
+          crate::limits::retry_out_of_descriptors(|| self.replace(&path, bytes, executable)).map_err(err)?;
         }
       }
       Err(e) => return Err(err(e)),

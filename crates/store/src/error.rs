@@ -31,4 +31,11 @@ pub enum StoreError {
     #[source]
     source: rusqlite::Error,
   },
+
+  #[error("The store index writer for {path} stopped unexpectedly")]
+  #[diagnostic(
+    code(ERR_PNPM_STORE_DIR_STORE_INDEX_WRITE),
+    help("Packages it had not recorded yet are fetched again by the next install.")
+  )]
+  WriterFailed { path: PathBuf },
 }

@@ -146,6 +146,7 @@ enum Message {
 /// The single writer of an install: a thread that owns the connection and commits rows in
 /// batches, so producers never wait on SQLite.
 pub struct IndexWriter {
+  path: PathBuf,
   tx: Option<mpsc::Sender<Message>>,
   thread: Option<JoinHandle<Result<usize, StoreError>>>,
 }
@@ -159,7 +160,7 @@ impl IndexWriter {
       .name("pacquet-index-writer".into())
       .spawn(move || write_loop(conn, path, rx))
       .map_err(|source| StoreError::Write { path: store.index_db(), source })?;
-    Ok(IndexWriter { tx: Some(tx), thread: Some(thread) })
+    Ok(IndexWriter { path: store.index_db(), tx: Some(tx), thread: Some(thread) })
   }
 
   /// Queues a row. Call only once every blob the row names is in place.
@@ -181,7 +182,9 @@ impl IndexWriter {
     self.tx.take();
     match self.thread.take().map(|t| t.join()) {
       Some(Ok(result)) => result,
-      Some(Err(_)) => Ok(0),
+      // The writer died: rows it had not committed are lost (their blobs stay, harmless),
+      // and the caller must not report success.
+      Some(Err(_)) => Err(StoreError::WriterFailed { path: self.path.clone() }),
       None => Ok(0),
     }
   }

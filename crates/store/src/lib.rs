@@ -8,6 +8,7 @@ mod cas;
 mod dir;
 mod error;
 mod index;
+mod limits;
 pub mod manifest;
 pub mod msgpackr;
 pub mod row;
@@ -17,6 +18,7 @@ pub use cas::{sha512_hex, BlobWriter};
 pub use dir::{default_store_dir, StoreDir, STORE_VERSION};
 pub use error::StoreError;
 pub use index::{index_key, IndexReader, IndexWriter};
+pub use limits::{exhausted, is_out_of_descriptors, open_file_limit, retry_out_of_descriptors, Exhausted};
 pub use row::{FileInfo, PackageFilesIndex, SideEffectsDiff};
 pub use verify::{VerifiedBlobs, Verifier};
 
