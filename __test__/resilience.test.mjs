@@ -131,9 +131,7 @@ test('SIGKILL and AbortSignal on the small fixture', { ...TIMEOUT, skip: mirrorS
 // finds every slot complete, imports nothing, and so records no build it "ran into": a
 // package whose build the policy neither allows nor forbids drops out of ignoredBuilds (pnpm
 // 11 does the same on a re-link). Reproduced here without the race by removing the proof.
-const IGNORED_BUILDS_TODO = 'finish.rs (Builds::new) computes ignoredBuilds from this run\'s imports only; ' +
-  'it should keep the previous .modules.yaml ignoredBuilds entries of slots that stay in place'
-test('a kill just before the final state file: the next install keeps ignoredBuilds', { ...TIMEOUT, todo: IGNORED_BUILDS_TODO }, async (t) => {
+test('a kill just before the final state file: the next install keeps ignoredBuilds', TIMEOUT, async (t) => {
   let registry
   const tmp = tempDir(t, 'pacquet-ignored-', () => registry?.close())
   const spec = {

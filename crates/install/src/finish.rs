@@ -49,12 +49,15 @@ pub(crate) struct Builds {
 impl Builds {
   /// As pnpm records them: with scripts ignored, every package that needs a build is
   /// pending (and stays so until it runs); otherwise the ones the build policy neither
-  /// allows nor forbids are "ignored" (blocked until approved).
+  /// allows nor forbids are "ignored" (blocked until approved); ignored builds of the previous
+  /// install stay so while their package is in the lockfile and not forbidden, as in pnpm
+  /// (`needs` lists only the packages imported by this install).
   pub(crate) fn new(
     settings: &Settings,
     wanted: &WantedLockfile,
     needs: &[String],
     previous_pending: Vec<String>,
+    previous_ignored: Vec<String>,
   ) -> Builds {
     if settings.ignore_scripts {
       let mut pending: Vec<String> = previous_pending
@@ -80,12 +83,26 @@ impl Builds {
         }
       }
       Builds { pending, ignored: None }
-    } else if needs.is_empty() {
-      Builds { pending: vec![], ignored: None }
     } else {
-      let mut ignored: Vec<String> =
-        needs.iter().filter(|d| settings.build_policy.verdict(d).is_none()).cloned().collect();
+      let still_ignored: Vec<String> = previous_ignored
+        .into_iter()
+        .filter(|d| {
+          let in_lockfile = wanted.lockfile.snapshots.contains_key(d)
+            || wanted.lockfile.packages.contains_key(pacquet_lockfile::remove_peer_suffix(d));
+          in_lockfile && settings.build_policy.verdict(d) != Some(false)
+        })
+        .collect();
+      if needs.is_empty() && still_ignored.is_empty() {
+        return Builds { pending: vec![], ignored: None };
+      }
+      let mut ignored: Vec<String> = needs
+        .iter()
+        .filter(|d| settings.build_policy.verdict(d).is_none())
+        .cloned()
+        .chain(still_ignored)
+        .collect();
       ignored.sort();
+      ignored.dedup();
       Builds { pending: vec![], ignored: Some(ignored) }
     }
   }

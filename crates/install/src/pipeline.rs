@@ -132,6 +132,7 @@ pub async fn install(
     pruned_at,
     previous_hoisted,
     previous_pending,
+    previous_ignored,
     repeat,
   } = work;
   let settings = Arc::new(settings);
@@ -287,7 +288,7 @@ pub async fn install(
       // pnpm imports directory packages on every install: no repeat-install shortcut with them.
       let has_local = plan.slots.iter().any(|s| matches!(s.source, Source::Directory { .. }));
       let repeat = (failed.is_empty() && !has_local).then_some(repeat).flatten();
-      let builds = Builds::new(&settings, &wanted, &deps_requiring_build, previous_pending);
+      let builds = Builds::new(&settings, &wanted, &deps_requiring_build, previous_pending, previous_ignored);
       let content = state::ModulesContent {
         hoisted_dependencies: hoisted_json,
         included: settings.include,

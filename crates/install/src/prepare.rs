@@ -99,6 +99,8 @@ pub struct Work {
   pub previous_hoisted: Option<state::HoistedDependencies>,
   /// Builds the previous install left pending (pnpm keeps them until they run).
   pub previous_pending: Vec<String>,
+  /// Builds the previous install ignored (pnpm keeps them until they are allowed or denied).
+  pub previous_ignored: Vec<String>,
   /// The repeat-install proof to write when this install succeeds.
   pub repeat: Option<(String, String)>,
 }
@@ -200,11 +202,13 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   let mut pruned_at = None;
   let mut previous_hoisted = None;
   let mut previous_pending = Vec::new();
+  let mut previous_ignored = Vec::new();
   match &modules {
     Some(m) if settings.layout().matches(m) => {
       pruned_at = m.pruned_at.clone();
       previous_hoisted = m.hoisted_dependencies.clone();
       previous_pending = m.pending_builds.clone().unwrap_or_default();
+      previous_ignored = m.ignored_builds.clone().unwrap_or_default();
       current = std::fs::read_to_string(settings.virtual_store_dir.join(state::CURRENT_LOCKFILE))
         .ok()
         .and_then(|t| parse_lockfile(&t, &settings.virtual_store_dir.join(state::CURRENT_LOCKFILE)).ok());
@@ -227,6 +231,7 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
     pruned_at,
     previous_hoisted,
     previous_pending,
+    previous_ignored,
     repeat,
   })))
 }

@@ -25,6 +25,7 @@ pub struct ModulesManifest {
   pub pruned_at: Option<String>,
   pub hoisted_dependencies: Option<HoistedDependencies>,
   pub pending_builds: Option<Vec<String>>,
+  pub ignored_builds: Option<Vec<String>>,
 }
 
 /// `.modules.yaml`'s `hoistedDependencies`: dep path → alias → `private` | `public`.
