@@ -16,10 +16,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { isDeepStrictEqual } from 'node:util'
+import { createRequire } from 'node:module'
 import { diffListings, formatDiff, listTree } from '../scripts/tree-diff.mjs'
 import { makeTempDir, removeDir, run } from './helpers/fixture.mjs'
 import { ROOT, findPnpm, startMirrorRegistry, toolEnv, writeFixtureProject } from './helpers/pnpm.mjs'
 
+const { comparableWorkspaceState } = createRequire(import.meta.url)('../cli/workspace-state.js')
 const { version: OUR_VERSION } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 const CLI = path.join(ROOT, 'cli', 'pacquet-native.js')
 const FIXTURES = path.join(ROOT, 'bench', 'fixtures')
@@ -40,19 +42,10 @@ const ONLY_OURS = {
 // Compared parsed, field by field (below), not byte for byte.
 const PARSED = 'node_modules/.modules.yaml'
 const WORKSPACE_STATE = 'node_modules/.pnpm-workspace-state-v1.json'
-// pnpm's workspace state (written by the CLI, see cli/workspace-state.js): the fields that
-// record when the install ran, and the lockfile's mtime and ctime (each install copies the
-// fixture anew). Everything else (settings, digests of the lockfile and manifests, projects,
-// local dependencies) must be equal.
-const WORKSPACE_STATE_VOLATILE = (state) => {
-  const copy = structuredClone(state)
-  delete copy.lastValidatedTimestamp
-  if (copy.validation) {
-    delete copy.validation.recordedAtNs
-    for (const file of Object.values(copy.validation.files ?? {})) { delete file.mtimeNs; delete file.ctimeNs }
-  }
-  return copy
-}
+// pnpm's workspace state (written by the CLI, see cli/workspace-state.js) is compared without
+// the fields that record when the install ran and the lockfile's mtime and ctime (each install
+// copies the fixture anew). Everything else (settings, digests of the lockfile and manifests,
+// projects, local dependencies) must be equal.
 
 // .modules.yaml fields that name the tool or the time of the install; their shape is checked.
 const TOOL_FIELDS = {
@@ -196,7 +189,7 @@ async function parity (t, { fixture, workspace = '', treeTodo, relinksLocal = fa
 
   await t.test('pnpm\'s workspace state: the same settings, projects and digests', () => {
     const [pnpmState, ourState] = [pnpmTree, project].map(dir => JSON.parse(fs.readFileSync(path.join(dir, WORKSPACE_STATE), 'utf8')))
-    assert.deepEqual(WORKSPACE_STATE_VOLATILE(ourState), WORKSPACE_STATE_VOLATILE(pnpmState))
+    assert.deepEqual(comparableWorkspaceState(ourState), comparableWorkspaceState(pnpmState))
   })
 
   const pnpmModules = readModulesYaml(pnpmTree)

@@ -243,4 +243,18 @@ function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = 
   return state
 }
 
-module.exports = { writeWorkspaceState, recordedSettings, valueDigest, scanLockfile }
+/**
+ * The state without what records the moment of the install (the time of the record, and the
+ * lockfile's mtime and ctime): two installs of the same project compare equal on the rest.
+ */
+function comparableWorkspaceState (state) {
+  const copy = structuredClone(state)
+  delete copy.lastValidatedTimestamp
+  if (copy.validation) {
+    delete copy.validation.recordedAtNs
+    for (const file of Object.values(copy.validation.files ?? {})) { delete file.mtimeNs; delete file.ctimeNs }
+  }
+  return copy
+}
+
+module.exports = { FILE, writeWorkspaceState, recordedSettings, valueDigest, scanLockfile, comparableWorkspaceState }

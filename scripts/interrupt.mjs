@@ -14,7 +14,7 @@
 //          of points (a rejection must be ABORT_ERR).
 // After the interruption: the store must be consistent as it is (checkStore); a new install
 // must succeed (for aborts: in this same process); the project must be identical to the
-// reference (paths, link targets, modes, contents, link counts, .modules.yaml but prunedAt),
+// reference (paths, link targets, modes, contents, link counts, .modules.yaml but prunedAt, pnpm's workspace state but its times),
 // the store must hold exactly the reference's blobs, and checkStore must find no problem.
 // Each round prints one line; the process exits 1 if any round failed.
 //
@@ -32,6 +32,7 @@ import { checkStore } from '../__test__/helpers/store-check.mjs'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = path.join(ROOT, 'cli', 'pacquet-native.js')
 const require = createRequire(import.meta.url)
+const { FILE: WORKSPACE_STATE, comparableWorkspaceState } = require('../cli/workspace-state.js')
 
 export const KILL_PLANS = ['time', 'fetched', 'imported', 'linking']
 
@@ -143,6 +144,15 @@ function readModules (dir) {
   }
 }
 
+/** pnpm's workspace state, but the moment of the install. */
+function readWorkspaceState (dir) {
+  try {
+    return comparableWorkspaceState(JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', WORKSPACE_STATE), 'utf8')))
+  } catch (e) {
+    return { unreadable: e.message }
+  }
+}
+
 /** Names of the store's blobs (the store is content-addressed: a name is its content). */
 function blobNames (storeDir) {
   const files = path.join(storeDir, 'v11', 'files')
@@ -165,17 +175,19 @@ async function checkStoreIfAny (storeDir) {
 }
 
 /** What must hold after an interruption and a new install. Returns a list of problems. */
-export async function compareWithReference (ref, { dir, storeDir }) {
+export async function compareWithReference (ref, { dir, storeDir }, { viaCli = true } = {}) {
   const problems = []
   const tree = await listTree(dir)
   const diff = diffListings(ref.tree, tree, { mode: true, hash: true })
+  // pnpm's workspace state is the CLI's to write: an install through the API has none.
+  if (!viaCli) diff.onlyA = diff.onlyA.filter(p => p !== `node_modules/${WORKSPACE_STATE}`)
   for (const [p, e] of ref.tree) {
     const o = tree.get(p)
     if (e.type === 'file' && o?.type === 'file' && e.nlink !== o.nlink && p !== 'node_modules/.modules.yaml') {
       diff.differ.push({ path: p, fields: [{ field: 'nlink', a: e.nlink, b: o.nlink }] })
     }
   }
-  diff.differ = diff.differ.filter(d => d.path !== 'node_modules/.modules.yaml')
+  diff.differ = diff.differ.filter(d => d.path !== 'node_modules/.modules.yaml' && d.path !== `node_modules/${WORKSPACE_STATE}`)
   const lines = formatDiff(diff, ref.tree, tree, { labels: ['clean install', 'after interruption'], limit: 20 })
   if (lines.length) problems.push(`tree differs from a clean install:\n  ${lines.join('\n  ')}`)
   const modules = readModules(dir)
@@ -183,6 +195,9 @@ export async function compareWithReference (ref, { dir, storeDir }) {
     .filter(k => JSON.stringify(modules[k]) !== JSON.stringify(ref.modules[k]))
   if (fields.length) {
     problems.push(`.modules.yaml differs (prunedAt aside): ${fields.map(k => `${k}: ${short(ref.modules[k])} in a clean install, ${short(modules[k])} here`).join('; ')}`)
+  }
+  if (viaCli && JSON.stringify(readWorkspaceState(dir)) !== JSON.stringify(ref.workspaceState)) {
+    problems.push(`${WORKSPACE_STATE} differs from a clean install's (the time of the install aside)`)
   }
   const blobs = blobNames(storeDir)
   if (blobs.join('\n') !== ref.blobs.join('\n')) {
@@ -233,6 +248,7 @@ export async function makeReference ({ work, writeProject, registryUrl, extraArg
     linkMs: Math.max(1, ended - lastImported),
     tree: await listTree(dir),
     modules: readModules(dir),
+    workspaceState: readWorkspaceState(dir),
     blobs: blobNames(storeDir)
   }
   if (storeCheck) {
@@ -320,7 +336,7 @@ export async function abortRound (ref, point) {
     result.problems.push(`the next install in this process failed: ${e?.code} ${e?.message}`)
     return result
   }
-  result.problems.push(...await compareWithReference(ref, ref))
+  result.problems.push(...await compareWithReference(ref, ref, { viaCli: false }))
   return result
 }
 
