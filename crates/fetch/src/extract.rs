@@ -59,6 +59,11 @@ pub fn extract_tarball(
       continue;
     }
     let raw_path = entry.path_bytes();
+    // A pax or GNU long name can hold NUL bytes, which no file system accepts: fail here, as
+    // a corrupt tarball, rather than when the file is imported into node_modules.
+    if raw_path.contains(&0) {
+      return Err(bad(format!("entry path {:?} contains a NUL byte", String::from_utf8_lossy(&raw_path))));
+    }
     let Some(path) = normalize(&String::from_utf8_lossy(&raw_path)) else {
       continue;
     };
