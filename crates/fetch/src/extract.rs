@@ -110,7 +110,13 @@ pub fn extract_tarball(
     if kind.is_symlink() || kind.is_dir() || kind.is_pax_global_extensions() {
       continue;
     }
-    let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let raw_bytes = entry.path_bytes();
+    // A pax or GNU long name can hold NUL bytes, which no file system accepts: fail here, as
+    // a corrupt tarball, rather than when the file is imported into node_modules.
+    if raw_bytes.contains(&0) {
+      return Err(bad(format!("entry path {:?} contains a NUL byte", String::from_utf8_lossy(&raw_bytes))));
+    }
+    let raw_path = String::from_utf8_lossy(&raw_bytes).into_owned();
     if !(kind.is_file() || kind.is_hard_link()) {
       return Err(bad(format!("unsupported entry type '{}' at {raw_path}", kind.as_byte() as char)));
     }
