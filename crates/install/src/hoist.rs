@@ -778,24 +778,26 @@ mod tests {
     assert_eq!(run(&lf, &HoistOptions::default()), ["b -> b@1.0.0", "c -> c@1.0.0"]);
   }
 
+  /// a→x→p→q→c@1 and b→y→{q, s→c@2}: which `c` wins depends on the depth of the walk.
+  fn walk_graph() -> serde_json::Value {
+    json!({
+      "a@1.0.0": { "dependencies": { "x": "1.0.0" } },
+      "b@1.0.0": { "dependencies": { "y": "1.0.0" } },
+      "x@1.0.0": { "dependencies": { "p": "1.0.0" } },
+      "p@1.0.0": { "dependencies": { "q": "1.0.0" } },
+      "y@1.0.0": { "dependencies": { "q": "1.0.0", "s": "1.0.0" } },
+      "q@1.0.0": { "dependencies": { "c": "1.0.0" } },
+      "s@1.0.0": { "dependencies": { "c": "2.0.0" } },
+      "c@1.0.0": {},
+      "c@2.0.0": {},
+    })
+  }
+
   #[test]
   fn depth_is_the_one_of_pnpms_walk_not_breadth_first() {
     // q is 2 deep through b→y but the walk reaches it 3 deep through a→x→p first, so s
     // (2 deep) hoists its `c` before q does.
-    let lf = lockfile(
-      root(json!({ "a": "1.0.0", "b": "1.0.0" })),
-      json!({
-        "a@1.0.0": { "dependencies": { "x": "1.0.0" } },
-        "b@1.0.0": { "dependencies": { "y": "1.0.0" } },
-        "x@1.0.0": { "dependencies": { "p": "1.0.0" } },
-        "p@1.0.0": { "dependencies": { "q": "1.0.0" } },
-        "y@1.0.0": { "dependencies": { "q": "1.0.0", "s": "1.0.0" } },
-        "q@1.0.0": { "dependencies": { "c": "1.0.0" } },
-        "s@1.0.0": { "dependencies": { "c": "2.0.0" } },
-        "c@1.0.0": {},
-        "c@2.0.0": {},
-      }),
-    );
+    let lf = lockfile(root(json!({ "a": "1.0.0", "b": "1.0.0" })), walk_graph());
     assert_eq!(
       run(&lf, &HoistOptions::default()),
       ["x -> x@1.0.0", "y -> y@1.0.0", "p -> p@1.0.0", "q -> q@1.0.0", "s -> s@1.0.0", "c -> c@2.0.0"]
@@ -1014,17 +1016,7 @@ mod tests {
     // dependency: the walk starts with it, so q is 2 deep and hoists its `c` first.
     let lf = lockfile(
       json!({ ".": { "dependencies": { "a": "1.0.0" }, "devDependencies": { "b": "1.0.0" } } }),
-      json!({
-        "a@1.0.0": { "dependencies": { "x": "1.0.0" } },
-        "b@1.0.0": { "dependencies": { "y": "1.0.0" } },
-        "x@1.0.0": { "dependencies": { "p": "1.0.0" } },
-        "p@1.0.0": { "dependencies": { "q": "1.0.0" } },
-        "y@1.0.0": { "dependencies": { "q": "1.0.0", "s": "1.0.0" } },
-        "q@1.0.0": { "dependencies": { "c": "1.0.0" } },
-        "s@1.0.0": { "dependencies": { "c": "2.0.0" } },
-        "c@1.0.0": {},
-        "c@2.0.0": {},
-      }),
+      walk_graph(),
     );
     assert_eq!(
       run(&lf, &HoistOptions::default()),

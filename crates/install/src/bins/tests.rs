@@ -575,9 +575,6 @@ fn check_install(root: &Path) {
   let vsd = modules.join(".pnpm");
   let options = LinkOptions { extra_node_path: extra_node_path(&vsd, true, true), ..LinkOptions::default() };
   let (lockfile, _) = read_lockfile(LockfileSource::Path(root.join("pnpm-lock.yaml"))).unwrap();
-  let manifest_at = |dir: &Path| -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("package.json")).unwrap()).unwrap()
-  };
   let pkg_dir_of = |dep_path: &str| -> PathBuf {
     let key = parse_pkg_key(remove_peer_suffix(dep_path)).unwrap();
     vsd.join(dep_path_to_filename(dep_path, 120)).join("node_modules").join(key.name)
@@ -676,26 +673,7 @@ fn check_install(root: &Path) {
   check_shims(&modules.join(".bin"));
 
   // Hoisted: the hoisted aliases' packages.
-  let hoisted = vsd.join("node_modules");
-  let mut candidates = Vec::new();
-  let mut aliases: Vec<String> = Vec::new();
-  for e in std::fs::read_dir(&hoisted).unwrap() {
-    let name = e.unwrap().file_name().into_string().unwrap();
-    if name.starts_with('@') {
-      for s in std::fs::read_dir(hoisted.join(&name)).unwrap() {
-        aliases.push(format!("{name}/{}", s.unwrap().file_name().into_string().unwrap()));
-      }
-    } else if !name.starts_with('.') {
-      aliases.push(name);
-    }
-  }
-  aliases.sort();
-  for alias in aliases {
-    let location = hoisted.join(&alias);
-    candidates.extend(
-      PackageBins::from_manifest(&manifest_at(&location), &[]).at(&location).into_iter().map(|c| (c, false)),
-    );
-  }
+  let candidates = hoisted_candidates(&vsd);
   expect(&hoisted_bin_dir(&vsd), resolve_conflicts(candidates));
   check_shims(&hoisted_bin_dir(&vsd));
   assert!(checked_shims > 0);
@@ -775,9 +753,6 @@ fn relink_a_copy_of_a_pnpm_install() {
   let vsd = modules.join(".pnpm");
   let options = LinkOptions { extra_node_path: extra_node_path(&vsd, true, true), ..LinkOptions::default() };
   let (lockfile, _) = read_lockfile(LockfileSource::Path(root.join("pnpm-lock.yaml"))).unwrap();
-  let manifest_at = |dir: &Path| -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("package.json")).unwrap()).unwrap()
-  };
   let pkg_dir_of = |dep_path: &str| -> PathBuf {
     let key = parse_pkg_key(remove_peer_suffix(dep_path)).unwrap();
     vsd.join(dep_path_to_filename(dep_path, 120)).join("node_modules").join(key.name)
@@ -819,6 +794,14 @@ fn relink_a_copy_of_a_pnpm_install() {
     }
   }
   written += link_importer_bins(&modules, direct, peers, &options).unwrap().written;
+  let candidates = hoisted_candidates(&vsd);
+  written += link_bins_with(&hoisted_bin_dir(&vsd), candidates, &options).unwrap().written;
+  eprintln!("{written} bins written");
+}
+
+/// The bins of every package hoisted into `<vsd>/node_modules`, in alias order, as pnpm
+/// collects them for the hoisted `.bin`.
+fn hoisted_candidates(vsd: &Path) -> Vec<(Command, bool)> {
   let hoisted = vsd.join("node_modules");
   let mut candidates = Vec::new();
   let mut aliases: Vec<String> = Vec::new();
@@ -839,6 +822,9 @@ fn relink_a_copy_of_a_pnpm_install() {
       PackageBins::from_manifest(&manifest_at(&location), &[]).at(&location).into_iter().map(|c| (c, false)),
     );
   }
-  written += link_bins_with(&hoisted_bin_dir(&vsd), candidates, &options).unwrap().written;
-  eprintln!("{written} bins written");
+  candidates
+}
+
+fn manifest_at(dir: &Path) -> Value {
+  serde_json::from_slice(&std::fs::read(dir.join("package.json")).unwrap()).unwrap()
 }
