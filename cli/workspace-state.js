@@ -167,17 +167,6 @@ function readManifest (dir) {
   try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) } catch { return {} }
 }
 
-/** The time the filesystem gives a file created now, in ns (what pnpm compares mtimes with). */
-function filesystemNowNs (dir) {
-  const probe = path.join(dir, `.pacquet-state-probe-${process.pid}-${crypto.randomBytes(4).toString('hex')}`)
-  try {
-    fs.writeFileSync(probe, '')
-    return Number(fs.statSync(probe, { bigint: true }).mtimeNs)
-  } finally {
-    fs.rmSync(probe, { force: true })
-  }
-}
-
 /**
  * Writes `<dir>/node_modules/.pnpm-workspace-state-v1.json` for an install of the lockfile in
  * `dir` that just succeeded. A file that cannot be written is not an install failure: pnpm
@@ -218,27 +207,37 @@ function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = 
   if (scan.tarballs.length) local.tarballs = scan.tarballs.map(t => path.resolve(dir, t.slice('file:'.length))).sort()
   if (scan.directories.length) local.directories = scan.directories.map(d => path.resolve(dir, d)).sort()
 
-  const recordedAtNs = filesystemNowNs(modulesDir)
-  const state = {
-    lastValidatedTimestamp: Math.trunc(recordedAtNs / 1e6),
-    projects: Object.fromEntries(projects.map(p => [p.rootDir, { name: p.manifest.name, version: p.manifest.version }])),
-    pnpmfiles: [],
-    settings: recordedSettings(doc, options, scopedRegistries),
-    filteredInstall: false,
-    validation: {
-      recordedAtNs,
-      files: {
-        [lockfilePath]: { mtimeNs: Number(stat.mtimeNs), ctimeNs: Number(stat.ctimeNs), size: Number(stat.size), digest: lockfile }
-      },
-      lockfile,
-      manifests,
-      ...(workspaceBins ? { workspaceBins } : {}),
-      localDependencies: { [lockfile]: local }
-    }
-  }
+  // The record's time is the mtime the filesystem gives the file that becomes the record (what
+  // pnpm compares the lockfile's mtime with), so the coarser kernel clock cannot put a lockfile
+  // written before the install after it. One fixed temp name: a temp file that a killed install
+  // left behind is truncated and renamed away by the next one instead of lingering.
   const file = path.join(modulesDir, FILE)
-  const temp = `${file}.${process.pid}.tmp`
-  fs.writeFileSync(temp, JSON.stringify(state, undefined, 2) + '\n')
+  const temp = `${file}.pacquet.tmp`
+  const fd = fs.openSync(temp, 'w')
+  let state
+  try {
+    const recordedAtNs = Number(fs.fstatSync(fd, { bigint: true }).mtimeNs)
+    state = {
+      lastValidatedTimestamp: Math.trunc(recordedAtNs / 1e6),
+      projects: Object.fromEntries(projects.map(p => [p.rootDir, { name: p.manifest.name, version: p.manifest.version }])),
+      pnpmfiles: [],
+      settings: recordedSettings(doc, options, scopedRegistries),
+      filteredInstall: false,
+      validation: {
+        recordedAtNs,
+        files: {
+          [lockfilePath]: { mtimeNs: Number(stat.mtimeNs), ctimeNs: Number(stat.ctimeNs), size: Number(stat.size), digest: lockfile }
+        },
+        lockfile,
+        manifests,
+        ...(workspaceBins ? { workspaceBins } : {}),
+        localDependencies: { [lockfile]: local }
+      }
+    }
+    fs.writeFileSync(fd, JSON.stringify(state, undefined, 2) + '\n')
+  } finally {
+    fs.closeSync(fd)
+  }
   fs.renameSync(temp, file)
   return state
 }
