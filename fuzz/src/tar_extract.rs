@@ -9,15 +9,22 @@ use pacquet_store::{sha512_hex, BlobWriter, StoreDir};
 const LIMIT: u64 = 1 << 20;
 
 pub fn check(data: &[u8]) {
+  let limits =
+    ExtractLimits { max_unpacked_bytes: LIMIT, ratio_floor_bytes: LIMIT, ..ExtractLimits::default() };
+  let whole = check_with(data, limits);
+  // The streaming inflater (taken by tarballs too large to inflate whole) must agree with the
+  // whole-buffer one on every input: the same files, or a failure with the same code.
+  let streamed = check_with(data, ExtractLimits { whole_inflate_bytes: 0, ..limits });
+  assert_eq!(whole, streamed, "inflated whole and streamed disagree");
+}
+
+/// Extracts with `limits` into a fresh store, checks the invariants, and returns what came
+/// out: (path, digest, mode) per file, or the error code.
+fn check_with(data: &[u8], limits: ExtractLimits) -> Result<Vec<(String, String, u32)>, String> {
   let tmp = tempfile::tempdir().expect("temporary directory");
   let store = StoreDir::new(tmp.path().join("store"));
   let writer = BlobWriter::new(store.clone());
-  match extract_tarball(
-    "fuzz@1.0.0",
-    data,
-    &writer,
-    ExtractLimits { max_unpacked_bytes: LIMIT, ratio_floor_bytes: LIMIT, ..ExtractLimits::default() },
-  ) {
+  let outcome = match extract_tarball("fuzz@1.0.0", data, &writer, limits) {
     Ok(package) => {
       assert!(package.unpacked_bytes <= LIMIT);
       for (path, info) in &package.files {
@@ -34,14 +41,17 @@ pub fn check(data: &[u8]) {
         assert_eq!(bytes.len() as u64, info.size, "size of {path:?}");
         assert_eq!(sha512_hex(&bytes), info.digest, "digest of {path:?}");
       }
+      Ok(package.files.into_iter().map(|(path, info)| (path, info.digest, info.mode)).collect())
     }
     Err(err) => {
       let code = err.error_code();
       assert!(code.starts_with("ERR_PNPM_"), "no error code for {err}");
+      Err(code)
     }
-  }
+  };
   // Nothing but content-named blobs may appear, whatever the tarball holds.
   assert_only_blobs(tmp.path(), &store);
+  outcome
 }
 
 fn assert_only_blobs(dir: &Path, store: &StoreDir) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthHeaders;
@@ -47,6 +47,30 @@ pub struct FetcherOptions {
   pub fetch_timeout: Duration,
   pub auth: AuthHeaders,
   pub user_agent: String,
+  /// The most bytes of downloaded bodies held at once (until the caller drops them). On a
+  /// fast network downloads outrun unpacking; without a bound every body would wait in
+  /// memory for a core.
+  pub max_buffered_bytes: u64,
+}
+
+/// A downloaded tarball. Its bytes count against the fetcher's buffer bound until dropped.
+pub struct Body {
+  bytes: Vec<u8>,
+  _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Vec<u8>> for Body {
+  /// Bytes that were not downloaded (a local tarball): nothing to account for.
+  fn from(bytes: Vec<u8>) -> Self {
+    Body { bytes, _budget: None }
+  }
+}
+
+impl std::ops::Deref for Body {
+  type Target = [u8];
+  fn deref(&self) -> &[u8] {
+    &self.bytes
+  }
 }
 
 /// What a retry looked like, for `pnpm:request-retry`.
@@ -70,6 +94,9 @@ pub trait FetchEvents: Send + Sync {
 pub struct Fetcher {
   client: reqwest::Client,
   permits: Arc<Semaphore>,
+  /// `max_buffered_bytes` in KiB.
+  budget: Arc<Semaphore>,
+  budget_kib: u32,
   options: FetcherOptions,
 }
 
@@ -102,7 +129,9 @@ impl Fetcher {
       .build()
       .map_err(|e| FetchError::Network { url: String::new(), attempts: 0, message: e.to_string() })?;
     let permits = Arc::new(Semaphore::new(options.network_concurrency.max(1)));
-    Ok(Fetcher { client, permits, options })
+    let budget_kib = (options.max_buffered_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
+    let budget = Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS as u32) as usize));
+    Ok(Fetcher { client, permits, budget, budget_kib, options })
   }
 
   /// Downloads `url` whole, retrying as pnpm does, and checks it against `integrity`.
@@ -118,7 +147,7 @@ impl Fetcher {
     expected_sri: &str,
     events: &dyn FetchEvents,
     cancel: &CancellationToken,
-  ) -> Result<Vec<u8>, FetchError> {
+  ) -> Result<Body, FetchError> {
     let max_retries = self.options.retry.retries;
     let mut attempt = 0;
     loop {
@@ -128,7 +157,7 @@ impl Fetcher {
         () = cancel.cancelled() => return Err(FetchError::Aborted),
       };
       let failure = match result {
-        Ok(bytes) => match integrity.map(|i| i.check(&bytes)) {
+        Ok(bytes) => match integrity.map(|i| i.check(&bytes.bytes)) {
           Some(Err(actual)) => Failure::Integrity(actual),
           _ => return Ok(bytes),
         },
@@ -177,7 +206,7 @@ impl Fetcher {
     package_id: &str,
     attempt: u32,
     events: &dyn FetchEvents,
-  ) -> Result<Vec<u8>, Attempt> {
+  ) -> Result<Body, Attempt> {
     let _permit = self.permits.acquire().await.map_err(|e| Attempt::Final(network(url, e.to_string())))?;
     let mut request = self.client.get(url);
     if let Some(header) = self.options.auth.for_url(url) {
@@ -213,6 +242,15 @@ impl Fetcher {
     if size.is_some_and(|n| n > MAX_TARBALL_BYTES) {
       return Err(too_large());
     }
+    // Wait for room before taking the body in (a body larger than the bound takes all of
+    // it). The connection waits meanwhile: that is the back-pressure.
+    let kib = size.map_or(1024, |n| n.div_ceil(1024)).clamp(1, self.budget_kib.into()) as u32;
+    let budget = self
+      .budget
+      .clone()
+      .acquire_many_owned(kib)
+      .await
+      .map_err(|e| Attempt::Final(network(url, e.to_string())))?;
     events.started(package_id, attempt, size);
     let mut body = Vec::new();
     // The announced size is the server's word: reserve it only within reason.
@@ -237,7 +275,7 @@ impl Fetcher {
         }));
       }
     }
-    Ok(body)
+    Ok(Body { bytes: body, _budget: Some(budget) })
   }
 }
 

@@ -10,7 +10,7 @@ mod integrity;
 mod registry;
 
 pub use auth::AuthHeaders;
-pub use client::{FetchEvents, Fetcher, FetcherOptions, RetryInfo, RetryPolicy};
+pub use client::{Body, FetchEvents, Fetcher, FetcherOptions, RetryInfo, RetryPolicy};
 pub use error::FetchError;
 pub use extract::{extract_tarball, ExtractLimits, ExtractedPackage};
 pub use integrity::Integrity;

@@ -549,7 +549,7 @@ async fn fetch_and_import(
           actual,
         })?;
       }
-      bytes
+      pacquet_fetch::Body::from(bytes)
     }
     Source::Directory { path } => {
       let ctx2 = ctx.clone();

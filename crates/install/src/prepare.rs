@@ -276,6 +276,9 @@ fn settings(lockfile_dir: PathBuf, options: InstallOptions) -> Result<Settings, 
       .user_agent
       .clone()
       .unwrap_or_else(|| format!("pacquet-native/{} (pnpm-compatible)", env!("CARGO_PKG_VERSION"))),
+    // A few dozen typical tarballs, or the largest ones whole: enough to keep every core
+    // unpacking while the rest wait on the network instead of in memory.
+    max_buffered_bytes: 16 << 20,
   };
   let public_hoist_pattern = match (&options.public_hoist_pattern, options.shamefully_hoist) {
     (Some(p), _) => p.clone(),
