@@ -926,7 +926,8 @@ async function main (argv = process.argv.slice(2), io = {}) {
     const settings = readWorkspaceSettings(dir, reporter.warn, workspace)
     const options = buildOptions(args, settings, { dir, cwd, env })
     const addon = loadAddon()
-    options.onProgress = (event) => reporter.onEvent(event)
+    // Silence asks for nothing: without a listener the addon builds no events at all.
+    if (args.reporter !== 'silent') options.onProgress = (event) => reporter.onEvent(event)
     options.signal = controller.signal
 
     let result

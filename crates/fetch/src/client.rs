@@ -47,9 +47,9 @@ pub struct FetcherOptions {
   pub fetch_timeout: Duration,
   pub auth: AuthHeaders,
   pub user_agent: String,
-  /// The most bytes of downloaded bodies held at once (until the caller drops them). On a
-  /// fast network downloads outrun unpacking; without a bound every body would wait in
-  /// memory for a core.
+  /// The bytes of downloaded bodies held at once (until the caller drops them), give or
+  /// take one large body per core. On a fast network downloads outrun unpacking; without a
+  /// bound every body would wait in memory for a core.
   pub max_buffered_bytes: u64,
 }
 
@@ -96,7 +96,9 @@ pub struct Fetcher {
   permits: Arc<Semaphore>,
   /// `max_buffered_bytes` in KiB.
   budget: Arc<Semaphore>,
-  budget_kib: u32,
+  /// The most one body is charged: a share per core, so that as many large tarballs as
+  /// there are cores can be held (and unpacked) at once.
+  max_charge_kib: u32,
   options: FetcherOptions,
 }
 
@@ -129,9 +131,11 @@ impl Fetcher {
       .build()
       .map_err(|e| FetchError::Network { url: String::new(), attempts: 0, message: e.to_string() })?;
     let permits = Arc::new(Semaphore::new(options.network_concurrency.max(1)));
-    let budget_kib = (options.max_buffered_bytes / 1024).clamp(1, u32::MAX as u64) as u32;
-    let budget = Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS as u32) as usize));
-    Ok(Fetcher { client, permits, budget, budget_kib, options })
+    let budget_kib = (options.max_buffered_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS as u64 / 2);
+    let budget = Arc::new(Semaphore::new(budget_kib as usize));
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let max_charge_kib = (budget_kib / cpus).clamp(1, u32::MAX as u64) as u32;
+    Ok(Fetcher { client, permits, budget, max_charge_kib, options })
   }
 
   /// Downloads `url` whole, retrying as pnpm does, and checks it against `integrity`.
@@ -242,9 +246,10 @@ impl Fetcher {
     if size.is_some_and(|n| n > MAX_TARBALL_BYTES) {
       return Err(too_large());
     }
-    // Wait for room before taking the body in (a body larger than the bound takes all of
-    // it). The connection waits meanwhile: that is the back-pressure.
-    let kib = size.map_or(1024, |n| n.div_ceil(1024)).clamp(1, self.budget_kib.into()) as u32;
+    // Wait for room before taking the body in. The connection waits meanwhile: that is the
+    // back-pressure. A large body is charged one core's share of the bound, so memory stays
+    // within the bound plus, at worst, one large body per core.
+    let kib = size.map_or(1024, |n| n.div_ceil(1024)).clamp(1, self.max_charge_kib.into()) as u32;
     let budget = self
       .budget
       .clone()

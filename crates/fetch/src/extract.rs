@@ -118,6 +118,7 @@ pub fn extract_tarball(
   let mut package_json = None;
   let mut unpacked = 0u64;
   let mut pending_bytes = 0u64;
+  let mut chunk: Option<Vec<u8>> = None;
   for entry in archive.entries().map_err(fail)? {
     let mut entry = entry.map_err(fail)?;
     let Some((path, mode)) = admit(&entry, &entries, &mut dirs).map_err(bad)? else {
@@ -126,6 +127,31 @@ pub fn extract_tarball(
     let size = entry.size();
     if size > limit.saturating_sub(unpacked) {
       return Err(too_large());
+    }
+    if let Some(Entry::Pending { bytes, .. }) = entries.get(&path) {
+      pending_bytes -= bytes.len() as u64;
+    }
+    if size > limits.deferred_write_bytes && path != "package.json" {
+      // Too large to hold back: hashed and written as it is read, in pieces.
+      let mut sink = writer.sink(mode & 0o111 != 0)?;
+      let chunk = chunk.get_or_insert_with(|| vec![0u8; 1 << 20]);
+      let mut got = 0u64;
+      loop {
+        let n = entry.read(chunk).map_err(fail)?;
+        if n == 0 {
+          break;
+        }
+        sink.write(&chunk[..n])?;
+        got += n as u64;
+      }
+      if got != size {
+        return Err(bad(format!("{path} ends after {got} of its {size} bytes")));
+      }
+      let (digest, size) = sink.finish()?;
+      unpacked += size;
+      let info = FileInfo { digest, mode, size, checked_at: Some(pacquet_store::now_ms()) };
+      entries.insert(path, Entry::Written(info));
+      continue;
     }
     let mut buf = Vec::new();
     buf.try_reserve_exact(size.min(64 << 20) as usize).map_err(|_| too_large())?;
@@ -136,9 +162,6 @@ pub fn extract_tarball(
     unpacked += size;
     if path == "package.json" {
       package_json = parse_manifest(&buf);
-    }
-    if let Some(Entry::Pending { bytes, .. }) = entries.get(&path) {
-      pending_bytes -= bytes.len() as u64;
     }
     pending_bytes += size;
     entries.insert(path, Entry::Pending { bytes: buf, mode });
@@ -364,6 +387,49 @@ mod tests {
     assert_eq!(normalize("loose.txt").as_deref(), Some("loose.txt"));
     assert_eq!(normalize("package/"), None);
     assert_eq!(normalize("package/a/.."), None);
+  }
+
+  #[test]
+  fn files_beyond_the_hold_back_are_streamed_into_the_store() {
+    use std::io::Write;
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes, mode) in [("package/package.json", &b"{}"[..], 0o644), ("package/bin/big", &big, 0o755)]
+    {
+      let mut header = tar::Header::new_gnu();
+      header.set_size(bytes.len() as u64);
+      header.set_mode(mode);
+      header.set_cksum();
+      tar.append_data(&mut header, path, bytes).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let tgz = gz.finish().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = pacquet_store::StoreDir::new(dir.path());
+    store.init().unwrap();
+    let writer = BlobWriter::new(store.clone());
+    let limits = ExtractLimits { whole_inflate_bytes: 0, deferred_write_bytes: 1024, ..Default::default() };
+    let package = extract_tarball("big@1.0.0", &tgz, &writer, limits).unwrap();
+    let info = &package.files["bin/big"];
+    assert_eq!(
+      (info.digest.as_str(), info.size, info.mode),
+      (sha512_hex(&big).as_str(), big.len() as u64, 0o755)
+    );
+    let blob = store.blob_path(&info.digest, true);
+    assert_eq!(std::fs::read(&blob).unwrap(), big);
+    // The same again (the blob is there now): taken as it is.
+    let again = extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits).unwrap();
+    assert_eq!(again.files["bin/big"].digest, info.digest);
+    // A torn blob (a writer killed half way) is replaced by the whole one.
+    std::fs::write(&blob, &big[..1000]).unwrap();
+    extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits).unwrap();
+    assert_eq!(std::fs::read(&blob).unwrap(), big);
+    // And no temporary file is left anywhere.
+    let files = store.root().join("files");
+    let loose: Vec<_> = std::fs::read_dir(&files).unwrap().flatten().filter(|e| e.path().is_file()).collect();
+    assert!(loose.is_empty(), "left in files/: {loose:?}");
   }
 
   #[test]

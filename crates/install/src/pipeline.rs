@@ -356,7 +356,7 @@ fn lookup(
 ) -> Result<Vec<Option<StoredPackage>>, InstallError> {
   let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
   let rows = if keys.is_empty() { Default::default() } else { IndexReader::open(store)?.get_many(&keys)? };
-  let verified = VerifiedBlobs::new();
+  let verified = VerifiedBlobs::default();
   let verifier = Verifier { store, verified: &verified, check: verify };
   slots
     .par_iter()
@@ -655,6 +655,16 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
     .map(|(path, blob, mode)| PackageFile { path, blob, executable: mode & 0o111 != 0 })
     .collect();
   let modules = slot.slot_dir.join("node_modules");
+  // Both halves below work inside the slot's node_modules: made once here, top-down, neither
+  // races the other to it nor walks up through missing parents first.
+  for dir in [&slot.slot_dir, &modules] {
+    match std::fs::create_dir(dir) {
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+      Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+      other => other,
+    }
+    .map_err(|source| pacquet_link::LinkError::Mkdir { path: dir.clone(), source })?;
+  }
   let (imported, linked) = rayon::join(
     || {
       let n = ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?;

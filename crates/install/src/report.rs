@@ -27,11 +27,12 @@ pub(crate) fn new_direct_deps(lockfile: &Lockfile, importers: &[ImporterPlan]) -
     let Some(dir) = plan.modules_dir.parent() else { continue };
     for (alias, target) in &plan.links {
       let link = plan.modules_dir.join(alias);
-      // pnpm reports a direct dependency only when its link is new or changed.
-      if let (Ok(a), Ok(b)) = (std::fs::canonicalize(&link), std::fs::canonicalize(target)) {
-        if a == b {
-          continue;
-        }
+      // pnpm reports a direct dependency only when its link is new or changed. The link is
+      // ours or pnpm's, both relative: one readlink says it (resolving both paths costs a
+      // readlink per path component).
+      let wanted = link.parent().map(|from| pacquet_link::relative_path(from, target));
+      if std::fs::read_link(&link).is_ok_and(|existing| Some(existing) == wanted) {
+        continue;
       }
       let (dependency_type, dep) = if let Some(d) = importer.dependencies.get(alias) {
         ("prod", d)

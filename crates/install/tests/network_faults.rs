@@ -257,3 +257,48 @@ async fn fetch_retries_zero_fails_on_the_first_fault() {
   assert_eq!(requests_for(&registry, FLAKY), 1);
   p.recovers(&registry).await;
 }
+
+/// On a fast network downloads outrun unpacking: the bodies held at once stay within the
+/// fetcher's bound (one core's share per large body), a fetch beyond it waits until a body
+/// is dropped, and a body larger than the whole bound still comes.
+#[tokio::test]
+async fn downloaded_bodies_held_at_once_are_bounded() {
+  use pacquet_fetch::{AuthHeaders, FetchEvents, Fetcher, FetcherOptions, RetryPolicy};
+  struct Quiet;
+  impl FetchEvents for Quiet {}
+
+  let registry = Registry::start().await;
+  let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+  let share = 64 << 10;
+  for i in 0..=cpus {
+    registry.add(&format!("/t{i}.tgz"), vec![i as u8; share]);
+  }
+  registry.add("/big.tgz", vec![9; 4 * cpus * share]);
+  let fetcher = Fetcher::new(FetcherOptions {
+    network_concurrency: 16,
+    retry: RetryPolicy::default(),
+    fetch_timeout: std::time::Duration::from_secs(10),
+    auth: AuthHeaders::new([]),
+    user_agent: "test".into(),
+    max_buffered_bytes: (cpus * share) as u64,
+  })
+  .unwrap();
+  let cancel = tokio_util::sync::CancellationToken::new();
+  let url = |name: &str| format!("{}{name}", registry.url);
+
+  let mut held = Vec::new();
+  for i in 0..cpus {
+    held.push(fetcher.fetch(&url(&format!("t{i}.tgz")), "t", None, "", &Quiet, &cancel).await.unwrap());
+  }
+  let last = url(&format!("t{cpus}.tgz"));
+  let next = fetcher.fetch(&last, "t", None, "", &Quiet, &cancel);
+  tokio::pin!(next);
+  // It cannot come while the bound is full (however slow the machine, it only waits longer).
+  let waited = tokio::time::timeout(std::time::Duration::from_millis(300), &mut next).await;
+  assert!(waited.is_err(), "a body beyond the bound was taken in");
+  held.pop();
+  assert_eq!(next.await.unwrap().len(), share);
+  drop(held);
+  let big = fetcher.fetch(&url("big.tgz"), "big", None, "", &Quiet, &cancel).await.unwrap();
+  assert_eq!(big.len(), 4 * cpus * share);
+}

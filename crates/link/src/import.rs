@@ -105,9 +105,10 @@ impl Importer {
     };
     remove_leftover_markers(dest);
     mkdir(dest)?;
-    let mut dirs: HashSet<&Path> = HashSet::new();
+    // In-package paths are `/`-separated; each directory is made once.
+    let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
     for f in files {
-      if let Some(parent) = Path::new(f.path).parent().filter(|p| !p.as_os_str().is_empty()) {
+      if let Some((parent, _)) = f.path.rsplit_once('/') {
         if dirs.insert(parent) {
           mkdir(&dest.join(parent))?;
         }

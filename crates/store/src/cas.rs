@@ -18,7 +18,7 @@ pub fn sha512_hex(bytes: &[u8]) -> String {
 /// packages is written once.
 pub struct BlobWriter {
   store: StoreDir,
-  placed: DashSet<(String, bool)>,
+  placed: DashSet<(String, bool), rustc_hash::FxBuildHasher>,
   counter: AtomicU64,
   /// Set once `O_TMPFILE` turned out not to work here.
   #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -29,7 +29,7 @@ impl BlobWriter {
   pub fn new(store: StoreDir) -> Self {
     BlobWriter {
       store,
-      placed: DashSet::new(),
+      placed: DashSet::default(),
       counter: AtomicU64::new(0),
       no_tmpfile: AtomicBool::new(false),
     }
@@ -99,11 +99,124 @@ impl BlobWriter {
     })
   }
 
+  /// A blob written as it is read, hashed on the way: for files too large to hold in
+  /// memory. The bytes go to an unnamed (or temporary) file in `files/`; [`BlobSink::finish`]
+  /// names it by its digest, with the same rules as [`BlobWriter::write`].
+  pub fn sink(&self, executable: bool) -> Result<BlobSink<'_>, StoreError> {
+    let dir = self.store.root().join("files");
+    let err = |source| StoreError::Write { path: dir.clone(), source };
+    let open = || -> std::io::Result<(std::fs::File, Option<PathBuf>)> {
+      #[cfg(target_os = "linux")]
+      if !self.no_tmpfile.load(Ordering::Relaxed) {
+        match linux::open_unnamed(&dir, mode(executable)) {
+          Err(e) if linux::unsupported(&e) => self.no_tmpfile.store(true, Ordering::Relaxed),
+          other => return other.map(|f| (f, None)),
+        }
+      }
+      let tmp = self.temp_path(&dir.join("blob"));
+      Ok((open_new(&tmp, executable)?, Some(tmp)))
+    };
+    let (file, temp) = crate::limits::retry_out_of_descriptors(open).map_err(err)?;
+    Ok(BlobSink { writer: self, file, temp, hasher: Sha512::new(), size: 0, executable })
+  }
+
   fn temp_path(&self, path: &Path) -> PathBuf {
     let n = self.counter.fetch_add(1, Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
     path.with_file_name(format!("{name}.{}-{n}.tmp", std::process::id()))
   }
+}
+
+/// A blob being streamed into the store (see [`BlobWriter::sink`]). Dropped unfinished, it
+/// leaves nothing behind.
+pub struct BlobSink<'a> {
+  writer: &'a BlobWriter,
+  file: std::fs::File,
+  /// The temporary name, where the file system cannot make unnamed files.
+  temp: Option<PathBuf>,
+  hasher: Sha512,
+  size: u64,
+  executable: bool,
+}
+
+impl BlobSink<'_> {
+  pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+    self.hasher.update(bytes);
+    self.size += bytes.len() as u64;
+    self.file.write_all(bytes).map_err(|source| StoreError::Write { path: self.where_(), source })
+  }
+
+  /// Names the blob by its digest; returns the digest (hex) and the size.
+  pub fn finish(mut self) -> Result<(String, u64), StoreError> {
+    let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+    let path = self.writer.store.blob_path(&digest, self.executable);
+    let key = (digest.clone(), self.executable);
+    if self.writer.placed.contains(&key) {
+      return Ok((digest, self.size));
+    }
+    let err = |source| StoreError::Write { path: path.clone(), source };
+    let link = || self.link_to(&path);
+    let linked = match link() {
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.parent().is_some_and(|p| !p.exists()) => {
+        path.parent().map_or(Err(e), std::fs::create_dir_all).and_then(|()| link())
+      }
+      other => other,
+    };
+    match linked {
+      Ok(()) => {}
+      // Someone placed it first: trusted only if its bytes hash to its name.
+      Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        if !file_has_digest(&path, &digest) {
+          let tmp = self.writer.temp_path(&path);
+          self.link_to(&tmp).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+          })?;
+        }
+      }
+      Err(e) => return Err(err(e)),
+    }
+    self.writer.placed.insert(key);
+    Ok((digest, self.size))
+  }
+
+  /// Gives the written file the name `path` (fails with `AlreadyExists` if taken).
+  fn link_to(&self, path: &Path) -> std::io::Result<()> {
+    match &self.temp {
+      Some(temp) => std::fs::hard_link(temp, path),
+      #[cfg(target_os = "linux")]
+      None => linux::link_unnamed(&self.file, path),
+      #[cfg(not(target_os = "linux"))]
+      None => Err(std::io::Error::other("no temporary file")),
+    }
+  }
+
+  fn where_(&self) -> PathBuf {
+    self.temp.clone().unwrap_or_else(|| self.writer.store.root().join("files"))
+  }
+}
+
+impl Drop for BlobSink<'_> {
+  fn drop(&mut self) {
+    if let Some(temp) = &self.temp {
+      let _ = std::fs::remove_file(temp);
+    }
+  }
+}
+
+/// Whether the file at `path` hashes to `digest`, read in pieces.
+fn file_has_digest(path: &Path, digest: &str) -> bool {
+  let Ok(mut file) = std::fs::File::open(path) else { return false };
+  let mut hasher = Sha512::new();
+  let mut buf = vec![0u8; 1 << 20];
+  loop {
+    match std::io::Read::read(&mut file, &mut buf) {
+      Ok(0) => break,
+      Ok(n) => hasher.update(&buf[..n]),
+      Err(_) => return false,
+    }
+  }
+  hex::encode(hasher.finalize()) == digest
 }
 
 fn mode(executable: bool) -> u32 {
@@ -115,6 +228,10 @@ fn mode(executable: bool) -> u32 {
 }
 
 fn write_new(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+  open_new(path, executable)?.write_all(bytes)
+}
+
+fn open_new(path: &Path, executable: bool) -> std::io::Result<std::fs::File> {
   let mut options = std::fs::OpenOptions::new();
   options.write(true).create(true).truncate(true);
   #[cfg(unix)]
@@ -124,8 +241,7 @@ fn write_new(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()>
   }
   #[cfg(not(unix))]
   let _ = executable;
-  let mut file = options.open(path)?;
-  file.write_all(bytes)
+  options.open(path)
 }
 
 #[cfg(target_os = "linux")]
@@ -141,10 +257,18 @@ mod linux {
   /// name with `linkat`: one system call fewer than a named temporary, and nothing to clean
   /// up if the process dies half way.
   pub fn place_unnamed(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file =
-      std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(mode).open(dir)?;
+    let mut file = open_unnamed(path.parent().unwrap_or(Path::new(".")), mode)?;
     file.write_all(bytes)?;
+    link_unnamed(&file, path)
+  }
+
+  /// An unnamed file in `dir`, to be named by [`link_unnamed`].
+  pub fn open_unnamed(dir: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(mode).open(dir)
+  }
+
+  /// Gives an unnamed file its name (fails with `AlreadyExists` if taken).
+  pub fn link_unnamed(file: &std::fs::File, path: &Path) -> std::io::Result<()> {
     let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     let to = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: both are valid NUL-terminated paths; `file` keeps the descriptor open.

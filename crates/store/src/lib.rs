@@ -14,7 +14,7 @@ pub mod msgpackr;
 pub mod row;
 mod verify;
 
-pub use cas::{sha512_hex, BlobWriter};
+pub use cas::{sha512_hex, BlobSink, BlobWriter};
 pub use dir::{default_store_dir, StoreDir, STORE_VERSION};
 pub use error::StoreError;
 pub use index::{index_key, IndexReader, IndexWriter};

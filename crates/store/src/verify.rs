@@ -9,8 +9,10 @@ use crate::cas::sha512_hex;
 use crate::dir::StoreDir;
 use crate::row::PackageFilesIndex;
 
-/// Blobs already verified in this install: a blob shared by many packages is checked once.
-pub type VerifiedBlobs = DashSet<PathBuf>;
+/// Blobs already verified in this install, by digest and executable bit: a blob shared by
+/// many packages is checked once. (Hashing the path itself walked its components with
+/// SipHash: a tenth of a warm store lookup.)
+pub type VerifiedBlobs = DashSet<(String, bool), rustc_hash::FxBuildHasher>;
 
 pub struct Verifier<'a> {
   pub store: &'a StoreDir,
@@ -29,11 +31,12 @@ impl Verifier<'_> {
         return None;
       }
       let path = self.store.blob_path(&info.digest, info.is_executable());
-      if self.check && !self.verified.contains(&path) {
+      let key = (info.digest.clone(), info.is_executable());
+      if self.check && !self.verified.contains(&key) {
         if !verify_blob(&path, info.size, &info.digest, info.checked_at) {
           return None;
         }
-        self.verified.insert(path.clone());
+        self.verified.insert(key);
       }
       out.push((rel.clone(), path, info.mode));
     }
@@ -95,13 +98,13 @@ mod tests {
     let writer = BlobWriter::new(store.clone());
     let digest = sha512_hex(b"hello");
     let path = writer.write(&digest, b"hello", false).unwrap();
-    let verified = VerifiedBlobs::new();
+    let verified = VerifiedBlobs::default();
     let v = Verifier { store: &store, verified: &verified, check: true };
     // Never checked (checkedAt absent): re-hashed, passes.
     assert!(v.files(&row_for(&digest, 5, None)).is_some());
     // Same size, other bytes: detected and removed.
     std::fs::write(&path, b"jello").unwrap();
-    let fresh = VerifiedBlobs::new();
+    let fresh = VerifiedBlobs::default();
     let v = Verifier { store: &store, verified: &fresh, check: true };
     assert!(v.files(&row_for(&digest, 5, None)).is_none());
     assert!(!path.exists());
