@@ -658,12 +658,8 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   // Both halves below work inside the slot's node_modules: made once here, top-down, neither
   // races the other to it nor walks up through missing parents first.
   for dir in [&slot.slot_dir, &modules] {
-    match std::fs::create_dir(dir) {
-      Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
-      Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-      other => other,
-    }
-    .map_err(|source| pacquet_link::LinkError::Mkdir { path: dir.clone(), source })?;
+    std::fs::create_dir_all(dir)
+      .map_err(|source| pacquet_link::LinkError::Mkdir { path: dir.clone(), source })?;
   }
   let (imported, linked) = rayon::join(
     || {

@@ -204,19 +204,23 @@ impl Drop for BlobSink<'_> {
   }
 }
 
-/// Whether the file at `path` hashes to `digest`, read in pieces.
+/// Whether the file at `path` hashes to `digest`.
 fn file_has_digest(path: &Path, digest: &str) -> bool {
-  let Ok(mut file) = std::fs::File::open(path) else { return false };
+  file_sha512_hex(path).is_ok_and(|actual| actual == digest)
+}
+
+/// The SHA-512 (hex) of the file at `path`, read in pieces: blobs can be hundreds of MB.
+pub(crate) fn file_sha512_hex(path: &Path) -> std::io::Result<String> {
+  let mut file = std::fs::File::open(path)?;
   let mut hasher = Sha512::new();
   let mut buf = vec![0u8; 1 << 20];
   loop {
-    match std::io::Read::read(&mut file, &mut buf) {
-      Ok(0) => break,
-      Ok(n) => hasher.update(&buf[..n]),
-      Err(_) => return false,
+    match std::io::Read::read(&mut file, &mut buf)? {
+      0 => break,
+      n => hasher.update(&buf[..n]),
     }
   }
-  hex::encode(hasher.finalize()) == digest
+  Ok(hex::encode(hasher.finalize()))
 }
 
 fn mode(executable: bool) -> u32 {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use dashmap::DashSet;
 
-use crate::cas::sha512_hex;
+use crate::cas::file_sha512_hex;
 use crate::dir::StoreDir;
 use crate::row::PackageFilesIndex;
 
@@ -62,8 +62,8 @@ fn verify_blob(path: &std::path::Path, size: u64, digest: &str, checked_at: Opti
     let _ = std::fs::remove_file(path);
     return false;
   }
-  match std::fs::read(path) {
-    Ok(bytes) if sha512_hex(&bytes) == digest => true,
+  match file_sha512_hex(path) {
+    Ok(actual) if actual == digest => true,
     Ok(_) => {
       let _ = std::fs::remove_file(path);
       false
@@ -75,7 +75,7 @@ fn verify_blob(path: &std::path::Path, size: u64, digest: &str, checked_at: Opti
 #[cfg(test)]
 mod tests {
   use super::*;
-  use crate::cas::BlobWriter;
+  use crate::cas::{sha512_hex, BlobWriter};
   use crate::row::FileInfo;
 
   fn row_for(digest: &str, size: u64, checked_at: Option<f64>) -> PackageFilesIndex {
