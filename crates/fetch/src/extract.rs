@@ -5,7 +5,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indexmap::IndexMap;
-use pacquet_store::{sha512_hex, BlobWriter, FileInfo};
+use pacquet_store::{sha512_hex, BlobWriter, FileInfo, StoreError};
 
 use crate::error::FetchError;
 
@@ -61,6 +61,8 @@ pub struct ExtractedPackage {
   /// The parsed `package.json`, if present and valid JSON.
   pub package_json: Option<serde_json::Value>,
   pub unpacked_bytes: u64,
+  /// Every file went through the stage: the package directory is complete.
+  pub staged: bool,
 }
 
 /// What pnpm 11 stores as `package.json` for a package that has none, so that every
@@ -91,6 +93,7 @@ pub fn extract_tarball(
   bytes: &[u8],
   writer: &BlobWriter,
   limits: ExtractLimits,
+  stage: Option<&dyn Stage>,
 ) -> Result<ExtractedPackage, FetchError> {
   let bad = |message: String| FetchError::Extract { package: package.to_string(), message };
   if bytes.is_empty() {
@@ -99,10 +102,10 @@ pub fn extract_tarball(
   let limit = limits.limit_for(bytes.len() as u64);
   let gzip = bytes.starts_with(&[0x1f, 0x8b]);
   if !gzip {
-    return extract_archive(package, bytes, writer, limit);
+    return extract_archive(package, bytes, writer, limit, stage);
   }
   if let Some(tar) = inflate_whole(bytes, limit.min(limits.whole_inflate_bytes)) {
-    return extract_archive(package, &tar, writer, limit);
+    return extract_archive(package, &tar, writer, limit, stage);
   }
   let too_large = || FetchError::TooLarge { package: package.to_string(), limit };
   let tripped = AtomicBool::new(false);
@@ -187,7 +190,7 @@ pub fn extract_tarball(
       Entry::Pending { .. } => None,
     })
     .collect();
-  Ok(ExtractedPackage { files, package_json, unpacked_bytes: unpacked })
+  Ok(ExtractedPackage { files, package_json, unpacked_bytes: unpacked, staged: false })
 }
 
 /// Writes every held-back file to the store, in tarball order.
@@ -227,6 +230,7 @@ fn extract_archive(
   tar: &[u8],
   writer: &BlobWriter,
   limit: u64,
+  stage: Option<&dyn Stage>,
 ) -> Result<ExtractedPackage, FetchError> {
   let bad = |message: String| FetchError::Extract { package: package.to_string(), message };
   let io = |e: std::io::Error| bad(e.to_string());
@@ -252,19 +256,48 @@ fn extract_archive(
     unpacked += size;
     files.insert(path, (start as usize..end as usize, mode));
   }
-  let mut stored = IndexMap::with_capacity(files.len() + 1);
-  let mut package_json = None;
-  for (path, (range, mode)) in files {
-    let bytes = &tar[range];
-    if path == "package.json" {
-      package_json = parse_manifest(bytes);
+  let package_json = files.get("package.json").and_then(|(range, _)| parse_manifest(&tar[range.clone()]));
+  let stage = match stage {
+    Some(stage) => {
+      let manifest = package_json.as_ref().and_then(pacquet_store::manifest::bundled_manifest);
+      let requires_build =
+        pacquet_store::manifest::requires_build(manifest.as_ref(), files.keys().map(String::as_str));
+      stage.begin(requires_build, &mut files.keys().map(String::as_str))?.then_some(stage)
     }
-    stored.insert(path, store_file(writer, bytes, mode)?);
+    None => None,
+  };
+  let store = |path: &str, bytes: &[u8], mode: u32| -> Result<FileInfo, FetchError> {
+    let Some(stage) = stage else { return store_file(writer, bytes, mode) };
+    let info = hashed(bytes, mode);
+    stage.file(path, &info.digest, bytes, info.is_executable())?;
+    Ok(checked(info))
+  };
+  let mut stored = IndexMap::with_capacity(files.len() + 1);
+  for (path, (range, mode)) in files {
+    let info = store(&path, &tar[range], mode)?;
+    stored.insert(path, info);
   }
   if !stored.contains_key("package.json") {
-    stored.insert("package.json".into(), store_file(writer, PLACEHOLDER_PACKAGE_JSON, 0o644)?);
+    stored.insert("package.json".into(), store("package.json", PLACEHOLDER_PACKAGE_JSON, 0o644)?);
   }
-  Ok(ExtractedPackage { files: stored, package_json, unpacked_bytes: unpacked })
+  if let Some(stage) = stage {
+    stage.end()?;
+  }
+  Ok(ExtractedPackage { files: stored, package_json, unpacked_bytes: unpacked, staged: stage.is_some() })
+}
+
+/// A package's import directory, filled while its tarball is stored: each file is written
+/// there once and linked into the store, instead of written to the store and then linked
+/// out of it. Only tarballs unpacked in memory go through a stage (the archive has checked
+/// out before anything is written); streamed ones are stored and imported as usual.
+pub trait Stage: Sync {
+  /// Before the first file, once the archive checked out: whether this package's files go
+  /// through the stage (`paths`: every in-package path but a placeholder `package.json`).
+  fn begin(&self, requires_build: bool, paths: &mut dyn Iterator<Item = &str>) -> Result<bool, StoreError>;
+  /// Places one file (its blob's digest known) and makes sure its blob is in the store.
+  fn file(&self, path: &str, digest: &str, bytes: &[u8], executable: bool) -> Result<(), StoreError>;
+  /// After the last file: the package directory is complete.
+  fn end(&self) -> Result<(), StoreError>;
 }
 
 /// Which entries become files, as pnpm 11 decides it: `None` for what is dropped
@@ -302,10 +335,19 @@ fn parse_manifest(bytes: &[u8]) -> Option<serde_json::Value> {
 
 /// Hashes one file and puts it in the store.
 fn store_file(writer: &BlobWriter, bytes: &[u8], mode: u32) -> Result<FileInfo, FetchError> {
-  let mut info = FileInfo { digest: sha512_hex(bytes), mode, size: bytes.len() as u64, checked_at: None };
+  let info = hashed(bytes, mode);
   writer.write(&info.digest, bytes, info.is_executable())?;
+  Ok(checked(info))
+}
+
+fn hashed(bytes: &[u8], mode: u32) -> FileInfo {
+  FileInfo { digest: sha512_hex(bytes), mode, size: bytes.len() as u64, checked_at: None }
+}
+
+/// pnpm's `checkedAt`: when the blob was known to hold these bytes (just written).
+fn checked(mut info: FileInfo) -> FileInfo {
   info.checked_at = Some(pacquet_store::now_ms());
-  Ok(info)
+  info
 }
 
 /// A file may not sit where another entry needs a directory, nor the other way round.
@@ -411,7 +453,7 @@ mod tests {
     store.init().unwrap();
     let writer = BlobWriter::new(store.clone());
     let limits = ExtractLimits { whole_inflate_bytes: 0, deferred_write_bytes: 1024, ..Default::default() };
-    let package = extract_tarball("big@1.0.0", &tgz, &writer, limits).unwrap();
+    let package = extract_tarball("big@1.0.0", &tgz, &writer, limits, None).unwrap();
     let info = &package.files["bin/big"];
     assert_eq!(
       (info.digest.as_str(), info.size, info.mode),
@@ -420,11 +462,11 @@ mod tests {
     let blob = store.blob_path(&info.digest, true);
     assert_eq!(std::fs::read(&blob).unwrap(), big);
     // The same again (the blob is there now): taken as it is.
-    let again = extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits).unwrap();
+    let again = extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None).unwrap();
     assert_eq!(again.files["bin/big"].digest, info.digest);
     // A torn blob (a writer killed half way) is replaced by the whole one.
     std::fs::write(&blob, &big[..1000]).unwrap();
-    extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits).unwrap();
+    extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None).unwrap();
     assert_eq!(std::fs::read(&blob).unwrap(), big);
     // And no temporary file is left anywhere.
     let files = store.root().join("files");

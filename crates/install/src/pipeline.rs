@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pacquet_fetch::{
-  extract_tarball, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo,
+  extract_tarball, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo, Stage,
 };
 use pacquet_link::{symlink_dir, Importer, PackageFile};
 use pacquet_lockfile::LockfileSource;
 use pacquet_store::{
-  manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir, VerifiedBlobs,
-  Verifier,
+  manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir, StoreError,
+  VerifiedBlobs, Verifier,
 };
 use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,8 @@ struct Ctx {
   files: AtomicU64,
   bytes: AtomicU64,
   method_reported: std::sync::Once,
+  /// Whether cold packages may be written straight into their slots ([`DirectImport`]).
+  direct: std::sync::atomic::AtomicBool,
   /// Dep paths of imported packages whose row says they need a build.
   needs_build: std::sync::Mutex<Vec<String>>,
 }
@@ -200,6 +202,7 @@ pub async fn install(
     files: AtomicU64::new(0),
     bytes: AtomicU64::new(0),
     method_reported: std::sync::Once::new(),
+    direct: std::sync::atomic::AtomicBool::new(true),
     needs_build: std::sync::Mutex::new(Vec::new()),
   });
   for w in &plan.warnings {
@@ -432,7 +435,7 @@ async fn run_slots(
           if ctx.cancel.is_cancelled() {
             return Err(InstallError::Aborted);
           }
-          import_slot(&ctx, slot, files)?;
+          import_slot(&ctx, slot, files, None)?;
           ctx.reused.fetch_add(1, Ordering::Relaxed);
           ctx.emit(|| Event::Progress {
             status: "found_in_store",
@@ -558,7 +561,7 @@ async fn fetch_and_import(
       return on_rayon(move || {
         let local = crate::local::list_directory(&slot2, &dir)?;
         let package = StoredPackage { files: local.files, requires_build: local.requires_build };
-        import_slot(&ctx2, &slot2, &package)?;
+        import_slot(&ctx2, &slot2, &package, None)?;
         report_imported(&ctx2, &slot2);
         Ok(())
       })
@@ -572,7 +575,10 @@ async fn fetch_and_import(
   let ctx2 = ctx.clone();
   let slot2 = slot.clone();
   on_rayon(move || {
-    let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default())?;
+    let direct = DirectImport { ctx: &ctx2, dest: &slot2.pkg_dir };
+    let stage =
+      (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
+    let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
     drop(bytes);
     let manifest = extracted.package_json.as_ref().and_then(manifest::bundled_manifest);
     let requires_build =
@@ -605,11 +611,51 @@ async fn fetch_and_import(
       return Err(InstallError::Aborted);
     }
     let package = StoredPackage { files, requires_build };
-    import_slot(&ctx2, &slot2, &package)?;
+    let imported = extracted.staged.then_some(package.files.len());
+    import_slot(&ctx2, &slot2, &package, imported)?;
     report_imported(&ctx2, &slot2);
     Ok(())
   })
   .await?
+}
+
+/// A cold package's files written straight into its slot while they are stored (each file
+/// once, then linked into the store), when the install hard-links and the package needs no
+/// build: the same file under the same two names as storing it and then importing it.
+struct DirectImport<'a> {
+  ctx: &'a Ctx,
+  dest: &'a Path,
+}
+
+impl Stage for DirectImport<'_> {
+  fn begin(&self, requires_build: bool, paths: &mut dyn Iterator<Item = &str>) -> Result<bool, StoreError> {
+    if requires_build {
+      // Its files are copied out of the store (a build must not write through a link).
+      return Ok(false);
+    }
+    self
+      .ctx
+      .importer
+      .begin_direct(self.dest, paths)
+      .map_err(|source| StoreError::Import { path: self.dest.to_path_buf(), source })
+  }
+
+  fn file(&self, path: &str, digest: &str, bytes: &[u8], executable: bool) -> Result<(), StoreError> {
+    let at = Importer::direct_path(self.dest, path);
+    if !self.ctx.blobs.write_at(digest, bytes, executable, &at)? {
+      // The store cannot link into this project: later packages are stored, then imported.
+      self.ctx.direct.store(false, Ordering::Relaxed);
+    }
+    Ok(())
+  }
+
+  fn end(&self) -> Result<(), StoreError> {
+    self
+      .ctx
+      .importer
+      .finish_direct(self.dest)
+      .map_err(|source| StoreError::Import { path: self.dest.join("package.json"), source })
+  }
 }
 
 fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<Integrity>, InstallError> {
@@ -647,7 +693,13 @@ pub fn test_panic(point: &str) {
 }
 
 /// Imports the files and makes the dependency links of one slot, both at once.
-fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<(), InstallError> {
+/// `imported`: the files were placed already (see [`DirectImport`]), this many.
+fn import_slot(
+  ctx: &Ctx,
+  slot: &SlotPlan,
+  package: &StoredPackage,
+  imported: Option<usize>,
+) -> Result<(), InstallError> {
   test_panic("import");
   let package_files: Vec<PackageFile<'_>> = package
     .files
@@ -663,7 +715,10 @@ fn import_slot(ctx: &Ctx, slot: &SlotPlan, package: &StoredPackage) -> Result<()
   }
   let (imported, linked) = rayon::join(
     || {
-      let n = ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?;
+      let n = match imported {
+        Some(n) => n,
+        None => ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?,
+      };
       if package.requires_build {
         if let Ok(mut list) = ctx.needs_build.lock() {
           list.push(slot.dep_path.clone());

@@ -88,6 +88,69 @@ async fn installs_a_graph_into_the_store_and_the_virtual_store() {
   assert!(project.join("node_modules/.pnpm/a@1.0.0/node_modules/a/bin/a.js").is_file());
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_files_are_their_store_blobs_also_after_an_interrupted_import() {
+  use std::os::unix::fs::MetadataExt;
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let lockfile = publish(&registry, &graph(), &[("a", "1.0.0")]);
+  std::fs::write(project.join("pnpm-lock.yaml"), &lockfile).unwrap();
+  let blob = |bytes: &[u8], exec: bool| {
+    pacquet_store::StoreDir::new(store.join("v11")).blob_path(&pacquet_store::sha512_hex(bytes), exec)
+  };
+  let slot = project.join("node_modules/.pnpm/a@1.0.0/node_modules/a");
+  let same_file = |file: &Path, blob: &Path| {
+    let (f, b) = (std::fs::metadata(file).unwrap(), std::fs::metadata(blob).unwrap());
+    (f.dev(), f.ino()) == (b.dev(), b.ino())
+  };
+  let check = || {
+    assert_eq!(std::fs::read(slot.join("index.js")).unwrap(), b"module.exports = 'a@1.0.0'\n");
+    assert!(same_file(&slot.join("index.js"), &blob(b"module.exports = 'a@1.0.0'\n", false)));
+    assert!(same_file(&slot.join("bin/a.js"), &blob(b"#!/usr/bin/env node\n", true)));
+    let manifest = std::fs::read(slot.join("package.json")).unwrap();
+    assert!(same_file(&slot.join("package.json"), &blob(&manifest, false)));
+    // Nothing but content-named blobs in the store, nothing but the package in its directory.
+    for shard in std::fs::read_dir(store.join("v11/files")).unwrap() {
+      for entry in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(name.len() >= 126 && !name.contains('.'), "{name}");
+      }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&slot)
+      .unwrap()
+      .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+      .collect();
+    names.sort();
+    assert_eq!(names, ["bin", "index.js", "package.json"]);
+  };
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  check();
+
+  // A killed install: the store is gone, the slot holds a torn file and a half-written marker
+  // but no package.json. A cold install puts whole files there, one with their blobs.
+  std::fs::remove_dir_all(&store).unwrap();
+  std::fs::remove_file(slot.join("package.json")).unwrap();
+  std::fs::remove_file(slot.join("index.js")).unwrap();
+  std::fs::write(slot.join("index.js"), b"module.exp").unwrap();
+  std::fs::write(slot.join(".package.json.pacquet-marker-1.tmp"), b"{\"na").unwrap();
+  std::fs::remove_file(project.join("node_modules/.pnpm/lock.yaml")).unwrap();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!(summary.fetched, 4);
+  check();
+
+  // A store holding a torn blob of one of the files: replaced by the whole one.
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  std::fs::remove_dir_all(&store).unwrap();
+  let torn = blob(b"module.exports = 'a@1.0.0'\n", false);
+  std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
+  std::fs::write(&torn, b"module.exports").unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  check();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_blob_is_detected_and_fetched_again() {
   let registry = Registry::start().await;

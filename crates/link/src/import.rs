@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::LinkError;
@@ -135,7 +135,7 @@ impl Importer {
       // Placed under another name, then renamed: a copy or clone cut short (the process
       // killed) must not leave a half-written marker that claims the import complete.
       let to = dest.join(f.path);
-      let tmp = dest.join(format!(".{}{MARKER_TMP}{}.tmp", f.path.replace('/', "_"), std::process::id()));
+      let tmp = marker_temp(dest, f.path);
       place(f, &tmp)?;
       std::fs::rename(&tmp, &to).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
@@ -143,6 +143,50 @@ impl Importer {
       })?;
     }
     Ok(files.len())
+  }
+
+  /// Whether files are hard-linked out of the store (the method, or the `auto` ladder's
+  /// current rung): then a package may be written straight into its directory and linked
+  /// into the store from there, which leaves the same two names on one file.
+  pub fn hardlinks(&self) -> bool {
+    let rung = self.rung.load(Ordering::Relaxed) as usize;
+    self.ladder.get(rung) == Some(&HARDLINK)
+  }
+
+  /// Prepares `dest` for files written into it directly, in-package `paths` (see
+  /// [`Importer::hardlinks`]). False when `dest` is complete already: nothing to write.
+  pub fn begin_direct<'p>(&self, dest: &Path, paths: impl Iterator<Item = &'p str>) -> std::io::Result<bool> {
+    if dest.join("package.json").exists() {
+      return Ok(false);
+    }
+    remove_leftover_markers(dest);
+    std::fs::create_dir_all(dest)?;
+    let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
+    for path in paths {
+      if let Some((parent, _)) = path.rsplit_once('/') {
+        if dirs.insert(parent) {
+          std::fs::create_dir_all(dest.join(parent))?;
+        }
+      }
+    }
+    Ok(true)
+  }
+
+  /// Where a directly written file goes: `package.json`, the completion marker, under a
+  /// temporary name until [`Importer::finish_direct`].
+  pub fn direct_path(dest: &Path, path: &str) -> PathBuf {
+    if path == "package.json" {
+      marker_temp(dest, path)
+    } else {
+      dest.join(path)
+    }
+  }
+
+  /// Completes a directly written package: its marker takes its name.
+  pub fn finish_direct(&self, dest: &Path) -> std::io::Result<()> {
+    std::fs::rename(marker_temp(dest, "package.json"), dest.join("package.json"))?;
+    let _ = self.used.compare_exchange(UNSET, HARDLINK, Ordering::Relaxed, Ordering::Relaxed);
+    Ok(())
   }
 
   fn place(&self, file: &PackageFile<'_>, to: &Path) -> Result<(), LinkError> {
@@ -177,6 +221,10 @@ impl Importer {
 }
 
 const MARKER_TMP: &str = ".pacquet-marker-";
+
+fn marker_temp(dest: &Path, path: &str) -> PathBuf {
+  dest.join(format!(".{}{MARKER_TMP}{}.tmp", path.replace('/', "_"), std::process::id()))
+}
 
 /// Removes what a killed import left of its marker in a package directory that is being
 /// imported again (the directory exists only then; a fresh import costs one failed read).

@@ -74,6 +74,72 @@ impl BlobWriter {
     Ok(path)
   }
 
+  /// Stores `bytes` by way of `at`, a new file outside the store (a package's imported copy):
+  /// written whole there first, then hard-linked under its content name, so the store only
+  /// ever sees the whole file. Afterwards `at` and the blob are one file, as a hardlink
+  /// import leaves them, and the file was written once instead of written and then linked.
+  ///
+  /// Returns false when the store cannot link to `at` (another file system, a link limit):
+  /// `at` then keeps an ordinary copy, the blob is written on its own, and later calls should
+  /// not try again.
+  pub fn write_at(
+    &self,
+    hex_digest: &str,
+    bytes: &[u8],
+    executable: bool,
+    at: &Path,
+  ) -> Result<bool, StoreError> {
+    let path = self.store.blob_path(hex_digest, executable);
+    let key = (hex_digest.to_string(), executable);
+    let at_err = |source: std::io::Error| StoreError::Import { path: at.to_path_buf(), source };
+    if self.placed.contains(&key) {
+      link_replacing(&path, at).map_err(at_err)?;
+      return Ok(true);
+    }
+    crate::limits::retry_out_of_descriptors(|| {
+      let mut file = match open_excl(at, executable) {
+        // A leftover of an interrupted import: this import replaces it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+          std::fs::remove_file(at)?;
+          open_excl(at, executable)
+        }
+        other => other,
+      }?;
+      file.write_all(bytes)
+    })
+    .map_err(at_err)?;
+    let err = |source: std::io::Error| StoreError::Write { path: path.clone(), source };
+    let linked = match std::fs::hard_link(at, &path) {
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        path.parent().map_or(Err(e), std::fs::create_dir_all).and_then(|()| std::fs::hard_link(at, &path))
+      }
+      other => other,
+    };
+    match linked {
+      Ok(()) => {}
+      Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
+          // The store's blob is the one every project shares: `at` becomes it too.
+          link_replacing(&path, at).map_err(at_err)?;
+        } else {
+          // A torn blob (a crashed writer): the whole file takes its name.
+          let tmp = self.temp_path(&path);
+          std::fs::hard_link(at, &tmp).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+          })?;
+        }
+      }
+      Err(e) if cannot_link(&e) => {
+        self.write(hex_digest, bytes, executable)?;
+        return Ok(false);
+      }
+      Err(e) => return Err(err(e)),
+    }
+    self.placed.insert(key);
+    Ok(true)
+  }
+
   /// Creates the blob if nothing is at `path`; `AlreadyExists` otherwise.
   fn place_new(&self, path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
@@ -231,6 +297,43 @@ fn mode(executable: bool) -> u32 {
   }
 }
 
+/// The file system will not hard-link these two: a reason to copy, not to fail.
+fn cannot_link(e: &std::io::Error) -> bool {
+  #[cfg(unix)]
+  {
+    matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EPERM | libc::EMLINK | libc::EOPNOTSUPP))
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = e;
+    true
+  }
+}
+
+/// Makes `to` a hard link to `from`, replacing whatever file is at `to`.
+fn link_replacing(from: &Path, to: &Path) -> std::io::Result<()> {
+  match std::fs::hard_link(from, to) {
+    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+      std::fs::remove_file(to)?;
+      std::fs::hard_link(from, to)
+    }
+    other => other,
+  }
+}
+
+fn open_excl(path: &Path, executable: bool) -> std::io::Result<std::fs::File> {
+  let mut options = std::fs::OpenOptions::new();
+  options.write(true).create_new(true);
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(mode(executable));
+  }
+  #[cfg(not(unix))]
+  let _ = executable;
+  options.open(path)
+}
+
 fn write_new(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
   open_new(path, executable)?.write_all(bytes)
 }
@@ -335,5 +438,12 @@ mod tests {
     std::fs::write(&first, b"sha").unwrap();
     BlobWriter::new(store.clone()).write(&hex, b"shared", false).unwrap();
     assert_eq!(std::fs::read(&first).unwrap(), b"shared");
+    let inode = std::fs::metadata(&first).unwrap().ino();
+    // Written by way of a package's copy: the copy becomes the existing blob.
+    let copy = dir.path().join("copy");
+    std::fs::write(&copy, b"leftover").unwrap();
+    assert!(BlobWriter::new(store.clone()).write_at(&hex, b"shared", false, &copy).unwrap());
+    assert_eq!(std::fs::metadata(&copy).unwrap().ino(), inode);
+    assert_eq!(std::fs::read(&copy).unwrap(), b"shared");
   }
 }

@@ -13,6 +13,15 @@ pub enum StoreError {
     source: std::io::Error,
   },
 
+  /// A package's own copy of a file, written on the way into the store.
+  #[error("Cannot write {path}: {source}")]
+  #[diagnostic(code(ERR_PNPM_LINK_FAILED), help("Check permissions and free space in node_modules."))]
+  Import {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+  },
+
   #[error("Cannot open the store index {path}: {source}")]
   #[diagnostic(
     code(ERR_PNPM_STORE_DIR_STORE_INDEX_OPEN),
