@@ -192,7 +192,7 @@ pub async fn install(
 
   let ctx = Arc::new(Ctx {
     requester: requester.clone(),
-    importer: Importer::new(settings.import_method),
+    importer: Importer::new(settings.import_method).with_store_files(&settings.store.root().join("files")),
     blobs: BlobWriter::new(settings.store.clone()),
     writer: IndexWriter::open(&settings.store)?,
     reporter: reporter.clone(),
@@ -360,7 +360,8 @@ fn lookup(
   let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
   let rows = if keys.is_empty() { Default::default() } else { IndexReader::open(store)?.get_many(&keys)? };
   let verified = VerifiedBlobs::default();
-  let verifier = Verifier { store, verified: &verified, check: verify };
+  let files = pacquet_store::at::Dir::open(&store.root().join("files")).ok();
+  let verifier = Verifier { store, verified: &verified, check: verify, files: files.as_ref() };
   slots
     .par_iter()
     .map(|slot| {
@@ -575,7 +576,7 @@ async fn fetch_and_import(
   let ctx2 = ctx.clone();
   let slot2 = slot.clone();
   on_rayon(move || {
-    let direct = DirectImport { ctx: &ctx2, dest: &slot2.pkg_dir };
+    let direct = DirectImport { ctx: &ctx2, dest: &slot2.pkg_dir, copies: Default::default() };
     let stage =
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
     let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
@@ -619,29 +620,29 @@ async fn fetch_and_import(
   .await?
 }
 
-/// A cold package's files written straight into its slot while they are stored (each file
-/// once, then linked into the store), when the install hard-links and the package needs no
-/// build: the same file under the same two names as storing it and then importing it.
+/// A cold package's files written straight into its slot while they are stored: each file
+/// is written once, then linked into the store (the same file under the same two names as
+/// storing it and then hard-linking it out). A package that needs a build gets copies, as
+/// imports give it, written from memory instead of copied back out of the store.
 struct DirectImport<'a> {
   ctx: &'a Ctx,
   dest: &'a Path,
+  copies: std::sync::atomic::AtomicBool,
 }
 
 impl Stage for DirectImport<'_> {
   fn begin(&self, requires_build: bool, paths: &mut dyn Iterator<Item = &str>) -> Result<bool, StoreError> {
-    if requires_build {
-      // Its files are copied out of the store (a build must not write through a link).
-      return Ok(false);
-    }
-    self
-      .ctx
-      .importer
-      .begin_direct(self.dest, paths)
-      .map_err(|source| StoreError::Import { path: self.dest.to_path_buf(), source })
+    self.copies.store(requires_build, Ordering::Relaxed);
+    let import_err = |source| StoreError::Import { path: self.dest.to_path_buf(), source };
+    self.ctx.importer.begin_direct(self.dest, paths).map_err(import_err)
   }
 
   fn file(&self, path: &str, digest: &str, bytes: &[u8], executable: bool) -> Result<(), StoreError> {
     let at = Importer::direct_path(self.dest, path);
+    if self.copies.load(Ordering::Relaxed) {
+      self.ctx.blobs.write(digest, bytes, executable)?;
+      return write_copy(&at, bytes, executable).map_err(|source| StoreError::Import { path: at, source });
+    }
     if !self.ctx.blobs.write_at(digest, bytes, executable, &at)? {
       // The store cannot link into this project: later packages are stored, then imported.
       self.ctx.direct.store(false, Ordering::Relaxed);
@@ -650,12 +651,31 @@ impl Stage for DirectImport<'_> {
   }
 
   fn end(&self) -> Result<(), StoreError> {
-    self
-      .ctx
-      .importer
-      .finish_direct(self.dest)
-      .map_err(|source| StoreError::Import { path: self.dest.join("package.json"), source })
+    let marker = self.dest.join("package.json");
+    self.ctx.importer.finish_direct(self.dest).map_err(|source| StoreError::Import { path: marker, source })
   }
+}
+
+/// A package's own copy of a file. What an interrupted import left there is removed, not
+/// truncated: it may be a hard link to a store blob.
+fn write_copy(at: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+  let mut options = std::fs::OpenOptions::new();
+  options.write(true).create_new(true);
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(if executable { 0o755 } else { 0o644 });
+  }
+  #[cfg(not(unix))]
+  let _ = executable;
+  let open = || match options.open(at) {
+    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+      std::fs::remove_file(at).and_then(|()| options.open(at))
+    }
+    other => other,
+  };
+  let mut file = pacquet_store::retry_out_of_descriptors(open)?;
+  std::io::Write::write_all(&mut file, bytes)
 }
 
 fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<Integrity>, InstallError> {

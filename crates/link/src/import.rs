@@ -5,6 +5,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use pacquet_store::at::Dir;
+
 use crate::error::LinkError;
 
 /// pnpm's `packageImportMethod`.
@@ -59,6 +61,8 @@ pub struct Importer {
   rung: AtomicU8,
   ladder: Vec<u8>,
   used: AtomicU8,
+  /// The store's `files/`, open: links are made relative to it.
+  store_files: Option<Dir>,
 }
 
 impl Importer {
@@ -71,7 +75,13 @@ impl Importer {
       ImportMethod::Copy => vec![COPY],
       ImportMethod::CloneOrCopy => vec![CLONE, COPY],
     };
-    Importer { method, rung: AtomicU8::new(0), ladder, used: AtomicU8::new(UNSET) }
+    Importer { method, rung: AtomicU8::new(0), ladder, used: AtomicU8::new(UNSET), store_files: None }
+  }
+
+  /// Links blobs under `files` (the store's `files/`) relative to it: shorter path walks.
+  pub fn with_store_files(mut self, files: &Path) -> Self {
+    self.store_files = Dir::open(files).ok();
+    self
   }
 
   /// The method files were actually placed with (the first that worked), if any.
@@ -100,46 +110,43 @@ impl Importer {
         return Ok(0);
       }
     }
-    let mkdir = |path: &Path| {
-      std::fs::create_dir_all(path).map_err(|source| LinkError::Mkdir { path: path.into(), source })
-    };
     remove_leftover_markers(dest);
-    mkdir(dest)?;
+    std::fs::create_dir_all(dest).map_err(|source| LinkError::Mkdir { path: dest.into(), source })?;
+    let dir = Dir::open(dest).map_err(|source| LinkError::Mkdir { path: dest.into(), source })?;
     // In-package paths are `/`-separated; each directory is made once.
     let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
     for f in files {
       if let Some((parent, _)) = f.path.rsplit_once('/') {
         if dirs.insert(parent) {
-          mkdir(&dest.join(parent))?;
+          mkdir_all(&dir, parent).map_err(|source| LinkError::Mkdir { path: dir.join(parent), source })?;
         }
       }
     }
-    let place = |f: &PackageFile<'_>, to: &Path| {
+    let place = |f: &PackageFile<'_>, to: &str| {
       if copy {
-        place_with(COPY, f, to).map_err(|source| LinkError::Import {
+        self.place_with(COPY, f, &dir, to).map_err(|source| LinkError::Import {
           from: f.blob.to_path_buf(),
-          to: to.to_path_buf(),
+          to: dir.join(to),
           method: "copy",
           source,
         })
       } else {
-        self.place(f, to)
+        self.place(f, &dir, to)
       }
     };
     for (i, f) in files.iter().enumerate() {
       if i != marker {
-        place(f, &dest.join(f.path))?;
+        place(f, f.path)?;
       }
     }
     if let Some(f) = files.get(marker) {
       // Placed under another name, then renamed: a copy or clone cut short (the process
       // killed) must not leave a half-written marker that claims the import complete.
-      let to = dest.join(f.path);
-      let tmp = marker_temp(dest, f.path);
+      let tmp = marker_temp_name(f.path);
       place(f, &tmp)?;
-      std::fs::rename(&tmp, &to).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        LinkError::Import { from: tmp.clone(), to: to.clone(), method: "rename", source }
+      dir.rename(&tmp, f.path).map_err(|source| {
+        let _ = dir.remove_file(&tmp);
+        LinkError::Import { from: dir.join(&tmp), to: dir.join(f.path), method: "rename", source }
       })?;
     }
     Ok(files.len())
@@ -189,11 +196,11 @@ impl Importer {
     Ok(())
   }
 
-  fn place(&self, file: &PackageFile<'_>, to: &Path) -> Result<(), LinkError> {
+  fn place(&self, file: &PackageFile<'_>, dir: &Dir, to: &str) -> Result<(), LinkError> {
     loop {
       let rung = self.rung.load(Ordering::Relaxed) as usize;
       let method = self.ladder[rung.min(self.ladder.len() - 1)];
-      match place_with(method, file, to) {
+      match self.place_with(method, file, dir, to) {
         Ok(()) => {
           let _ = self.used.compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
           return Ok(());
@@ -210,7 +217,7 @@ impl Importer {
           }
           return Err(LinkError::Import {
             from: file.blob.to_path_buf(),
-            to: to.to_path_buf(),
+            to: dir.join(to),
             method: method_name(method),
             source: e,
           });
@@ -218,12 +225,55 @@ impl Importer {
       }
     }
   }
+
+  fn place_with(&self, method: u8, file: &PackageFile<'_>, dir: &Dir, to: &str) -> std::io::Result<()> {
+    let attempt = || -> std::io::Result<()> {
+      // Clones and copies open files: under a low open-file limit, wait for a descriptor.
+      pacquet_store::retry_out_of_descriptors(|| match method {
+        HARDLINK => dir.hard_link(self.store_files.as_ref(), file.blob, to),
+        CLONE => reflink_copy::reflink(file.blob, dir.join(to)),
+        _ => copy_file(file.blob, dir, to, file.executable),
+      })
+    };
+    let result = match attempt() {
+      // A leftover from an interrupted import: replace it.
+      Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+        dir.remove_file(to)?;
+        attempt()
+      }
+      other => other,
+    };
+    result?;
+    if method == CLONE {
+      set_mode(&dir.join(to), file.executable)?;
+    }
+    Ok(())
+  }
 }
 
 const MARKER_TMP: &str = ".pacquet-marker-";
 
+fn marker_temp_name(path: &str) -> String {
+  format!(".{}{MARKER_TMP}{}.tmp", path.replace('/', "_"), std::process::id())
+}
+
 fn marker_temp(dest: &Path, path: &str) -> PathBuf {
-  dest.join(format!(".{}{MARKER_TMP}{}.tmp", path.replace('/', "_"), std::process::id()))
+  dest.join(marker_temp_name(path))
+}
+
+/// `mkdir -p` of `rel` inside `dir`.
+fn mkdir_all(dir: &Dir, rel: &str) -> std::io::Result<()> {
+  match dir.mkdir(rel) {
+    Err(e) if e.kind() == ErrorKind::NotFound => match rel.rsplit_once('/') {
+      Some((parent, _)) => {
+        mkdir_all(dir, parent)?;
+        mkdir_all(dir, rel)
+      }
+      None => Err(e),
+    },
+    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+    other => other,
+  }
 }
 
 /// Removes what a killed import left of its marker in a package directory that is being
@@ -239,43 +289,12 @@ fn remove_leftover_markers(dest: &Path) {
   }
 }
 
-fn place_with(method: u8, file: &PackageFile<'_>, to: &Path) -> std::io::Result<()> {
-  let attempt = || -> std::io::Result<()> {
-    // Clones and copies open files: under a low open-file limit, wait for a descriptor.
-    pacquet_store::retry_out_of_descriptors(|| match method {
-      HARDLINK => std::fs::hard_link(file.blob, to),
-      CLONE => reflink_copy::reflink(file.blob, to),
-      _ => copy_file(file.blob, to, file.executable),
-    })
-  };
-  let result = match attempt() {
-    // A leftover from an interrupted import: replace it.
-    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-      std::fs::remove_file(to)?;
-      attempt()
-    }
-    other => other,
-  };
-  result?;
-  if method == CLONE {
-    set_mode(to, file.executable)?;
-  }
-  Ok(())
-}
-
 /// A copy with the mode set at creation. `std::fs::copy` also reads both files' metadata and
 /// changes the mode afterwards: three more system calls per file, and a warm install copies
 /// thousands of files (packages that need a build).
-fn copy_file(from: &Path, to: &Path, executable: bool) -> std::io::Result<()> {
+fn copy_file(from: &Path, dir: &Dir, to: &str, executable: bool) -> std::io::Result<()> {
   let mut src = std::fs::File::open(from)?;
-  let mut options = std::fs::OpenOptions::new();
-  options.write(true).create(true).truncate(true);
-  #[cfg(unix)]
-  {
-    use std::os::unix::fs::OpenOptionsExt;
-    options.mode(if executable { 0o755 } else { 0o644 });
-  }
-  let mut dst = options.open(to)?;
+  let mut dst = dir.create_new(to, if executable { 0o755 } else { 0o644 })?;
   #[cfg(target_os = "linux")]
   {
     use std::os::fd::AsRawFd;

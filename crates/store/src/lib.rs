@@ -4,6 +4,7 @@
 //! Byte-compatible with pnpm 11 and pnpm 12: either can read what this writes, and the
 //! other way round.
 
+pub mod at;
 mod cas;
 mod dir;
 mod error;

@@ -1,7 +1,9 @@
 //! Checking, before trusting a row, that the blobs it names are still what it says
 //! (pnpm's `verifyStoreIntegrity`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::at::Dir;
 
 use dashmap::DashSet;
 
@@ -19,6 +21,8 @@ pub struct Verifier<'a> {
   pub verified: &'a VerifiedBlobs,
   /// `false` maps paths without touching the disk (`verifyStoreIntegrity: false`).
   pub check: bool,
+  /// The store's `files/`, open: blobs are looked at relative to it (shorter path walks).
+  pub files: Option<&'a Dir>,
 }
 
 impl Verifier<'_> {
@@ -33,7 +37,7 @@ impl Verifier<'_> {
       let path = self.store.blob_path(&info.digest, info.is_executable());
       let key = (info.digest.clone(), info.is_executable());
       if self.check && !self.verified.contains(&key) {
-        if !verify_blob(&path, info.size, &info.digest, info.checked_at) {
+        if !verify_blob(self.files, &path, info.size, &info.digest, info.checked_at) {
           return None;
         }
         self.verified.insert(key);
@@ -44,21 +48,22 @@ impl Verifier<'_> {
   }
 }
 
-fn verify_blob(path: &std::path::Path, size: u64, digest: &str, checked_at: Option<f64>) -> bool {
-  let Ok(meta) = std::fs::metadata(path) else {
+fn verify_blob(files: Option<&Dir>, path: &Path, size: u64, digest: &str, checked_at: Option<f64>) -> bool {
+  let stat = match files.and_then(|dir| dir.relative(path).map(|rel| (dir, rel))) {
+    Some((dir, rel)) => dir.size_and_mtime_ms(rel),
+    None => std::fs::metadata(path).map(|meta| {
+      let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+      (meta.len(), mtime.map_or(f64::MAX, |d| d.as_secs_f64() * 1000.0))
+    }),
+  };
+  let Ok((actual_size, mtime_ms)) = stat else {
     return false;
   };
-  let mtime_ms = meta
-    .modified()
-    .ok()
-    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-    .map(|d| d.as_secs_f64() * 1000.0)
-    .unwrap_or(f64::MAX);
   // Untouched since it was last checked: trust it without reading, as pnpm does.
   if mtime_ms - checked_at.unwrap_or(0.0) <= 100.0 {
     return true;
   }
-  if meta.len() != size {
+  if actual_size != size {
     let _ = std::fs::remove_file(path);
     return false;
   }
@@ -99,13 +104,13 @@ mod tests {
     let digest = sha512_hex(b"hello");
     let path = writer.write(&digest, b"hello", false).unwrap();
     let verified = VerifiedBlobs::default();
-    let v = Verifier { store: &store, verified: &verified, check: true };
+    let v = Verifier { store: &store, verified: &verified, check: true, files: None };
     // Never checked (checkedAt absent): re-hashed, passes.
     assert!(v.files(&row_for(&digest, 5, None)).is_some());
     // Same size, other bytes: detected and removed.
     std::fs::write(&path, b"jello").unwrap();
     let fresh = VerifiedBlobs::default();
-    let v = Verifier { store: &store, verified: &fresh, check: true };
+    let v = Verifier { store: &store, verified: &fresh, check: true, files: None };
     assert!(v.files(&row_for(&digest, 5, None)).is_none());
     assert!(!path.exists());
     // Missing.
