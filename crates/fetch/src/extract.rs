@@ -195,9 +195,18 @@ pub fn extract_tarball(
 
 /// Writes every held-back file to the store, in tarball order.
 fn write_pending(entries: &mut IndexMap<String, Entry>, writer: &BlobWriter) -> Result<(), FetchError> {
+  let pending: Vec<&[u8]> = entries
+    .values()
+    .filter_map(|e| match e {
+      Entry::Pending { bytes, .. } => Some(&bytes[..]),
+      Entry::Written(_) => None,
+    })
+    .collect();
+  let mut digests = pacquet_store::sha512_many(&pending).into_iter();
   for entry in entries.values_mut() {
     if let Entry::Pending { bytes, mode } = entry {
-      *entry = Entry::Written(store_file(writer, bytes, *mode)?);
+      let digest = digests.next().map(hex::encode).unwrap_or_else(|| sha512_hex(bytes));
+      *entry = Entry::Written(store_file(writer, bytes, *mode, digest)?);
     }
   }
   Ok(())
@@ -266,19 +275,23 @@ fn extract_archive(
     }
     None => None,
   };
-  let store = |path: &str, bytes: &[u8], mode: u32| -> Result<FileInfo, FetchError> {
-    let Some(stage) = stage else { return store_file(writer, bytes, mode) };
-    let info = hashed(bytes, mode);
+  let store = |path: &str, bytes: &[u8], mode: u32, digest: String| -> Result<FileInfo, FetchError> {
+    let Some(stage) = stage else { return store_file(writer, bytes, mode, digest) };
+    let info = FileInfo { digest, mode, size: bytes.len() as u64, checked_at: None };
     stage.file(path, &info.digest, bytes, info.is_executable())?;
     Ok(checked(info))
   };
+  // Every file's digest at once: the files of a tarball are hashed side by side.
+  let slices: Vec<&[u8]> = files.values().map(|(range, _)| &tar[range.clone()]).collect();
+  let digests = pacquet_store::sha512_many(&slices);
   let mut stored = IndexMap::with_capacity(files.len() + 1);
-  for (path, (range, mode)) in files {
-    let info = store(&path, &tar[range], mode)?;
+  for ((path, (range, mode)), digest) in files.into_iter().zip(digests) {
+    let info = store(&path, &tar[range], mode, hex::encode(digest))?;
     stored.insert(path, info);
   }
   if !stored.contains_key("package.json") {
-    stored.insert("package.json".into(), store("package.json", PLACEHOLDER_PACKAGE_JSON, 0o644)?);
+    let digest = sha512_hex(PLACEHOLDER_PACKAGE_JSON);
+    stored.insert("package.json".into(), store("package.json", PLACEHOLDER_PACKAGE_JSON, 0o644, digest)?);
   }
   if let Some(stage) = stage {
     stage.end()?;
@@ -333,15 +346,11 @@ fn parse_manifest(bytes: &[u8]) -> Option<serde_json::Value> {
   serde_json::from_slice(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).ok()
 }
 
-/// Hashes one file and puts it in the store.
-fn store_file(writer: &BlobWriter, bytes: &[u8], mode: u32) -> Result<FileInfo, FetchError> {
-  let info = hashed(bytes, mode);
+/// Puts one file, hashed already, in the store.
+fn store_file(writer: &BlobWriter, bytes: &[u8], mode: u32, digest: String) -> Result<FileInfo, FetchError> {
+  let info = FileInfo { digest, mode, size: bytes.len() as u64, checked_at: None };
   writer.write(&info.digest, bytes, info.is_executable())?;
   Ok(checked(info))
-}
-
-fn hashed(bytes: &[u8], mode: u32) -> FileInfo {
-  FileInfo { digest: sha512_hex(bytes), mode, size: bytes.len() as u64, checked_at: None }
 }
 
 /// pnpm's `checkedAt`: when the blob was known to hold these bytes (just written).

@@ -13,6 +13,7 @@ mod limits;
 pub mod manifest;
 pub mod msgpackr;
 pub mod row;
+mod sha512_batch;
 mod verify;
 
 pub use cas::{sha512_hex, BlobSink, BlobWriter};
@@ -21,6 +22,7 @@ pub use error::StoreError;
 pub use index::{index_key, IndexReader, IndexWriter};
 pub use limits::{exhausted, is_out_of_descriptors, open_file_limit, retry_out_of_descriptors, Exhausted};
 pub use row::{FileInfo, PackageFilesIndex, SideEffectsDiff};
+pub use sha512_batch::sha512_many;
 pub use verify::{VerifiedBlobs, Verifier};
 
 /// Milliseconds since the Unix epoch, as pnpm records `checkedAt`.
