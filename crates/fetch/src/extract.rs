@@ -1,5 +1,6 @@
 //! Unpacking a package tarball straight into the store: every regular file is hashed and
-//! written as a blob; nothing is written under its in-package path.
+//! written as a blob. Under its in-package path only through a [`Stage`] (the caller's import
+//! directory), and then as the same file as its blob.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
