@@ -576,7 +576,12 @@ async fn fetch_and_import(
   let ctx2 = ctx.clone();
   let slot2 = slot.clone();
   on_rayon(move || {
-    let direct = DirectImport { ctx: &ctx2, dest: &slot2.pkg_dir, copies: Default::default() };
+    let direct = DirectImport {
+      ctx: &ctx2,
+      dest: &slot2.pkg_dir,
+      copies: Default::default(),
+      unlinked: Default::default(),
+    };
     let stage =
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
     let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
@@ -627,7 +632,10 @@ async fn fetch_and_import(
 struct DirectImport<'a> {
   ctx: &'a Ctx,
   dest: &'a Path,
+  /// The package needs a build: its files are copies.
   copies: std::sync::atomic::AtomicBool,
+  /// The store could not link a file: it stayed a copy.
+  unlinked: std::sync::atomic::AtomicBool,
 }
 
 impl Stage for DirectImport<'_> {
@@ -646,13 +654,16 @@ impl Stage for DirectImport<'_> {
     if !self.ctx.blobs.write_at(digest, bytes, executable, &at)? {
       // The store cannot link into this project: later packages are stored, then imported.
       self.ctx.direct.store(false, Ordering::Relaxed);
+      self.unlinked.store(true, Ordering::Relaxed);
     }
     Ok(())
   }
 
   fn end(&self) -> Result<(), StoreError> {
     let marker = self.dest.join("package.json");
-    self.ctx.importer.finish_direct(self.dest).map_err(|source| StoreError::Import { path: marker, source })
+    let linked = (!self.copies.load(Ordering::Relaxed)).then(|| !self.unlinked.load(Ordering::Relaxed));
+    let finished = self.ctx.importer.finish_direct(self.dest, linked);
+    finished.map_err(|source| StoreError::Import { path: marker, source })
   }
 }
 

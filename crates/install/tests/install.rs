@@ -151,6 +151,47 @@ async fn cold_files_are_their_store_blobs_also_after_an_interrupted_import() {
   check();
 }
 
+/// A store on another file system: nothing can be hard-linked between it and the project, so
+/// packages are copied, and the store still gets every blob and row.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_on_another_file_system_gets_copies() {
+  use std::os::unix::fs::MetadataExt;
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+    eprintln!("skipped: no /dev/shm");
+    return;
+  };
+  if std::fs::metadata(other.path()).unwrap().dev() == std::fs::metadata(tmp.path()).unwrap().dev() {
+    eprintln!("skipped: /dev/shm is on the same file system as {}", tmp.path().display());
+    return;
+  }
+  let (project, store) = (tmp.path().join("p"), other.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.fetched, summary.import_method.as_deref()), (4, Some("copy")));
+  let a = project.join("node_modules/.pnpm/a@1.0.0/node_modules/a");
+  for (file, bytes, exec) in
+    [("index.js", &b"module.exports = 'a@1.0.0'\n"[..], false), ("bin/a.js", b"#!/usr/bin/env node\n", true)]
+  {
+    let meta = std::fs::metadata(a.join(file)).unwrap();
+    assert_eq!((std::fs::read(a.join(file)).unwrap(), meta.nlink()), (bytes.to_vec(), 1));
+    assert_eq!(meta.mode() & 0o111 != 0, exec);
+    let blob = pacquet_store::StoreDir::new(&store).blob_path(&pacquet_store::sha512_hex(bytes), exec);
+    assert_eq!(std::fs::read(blob).unwrap(), bytes);
+  }
+  assert_eq!(row_count(&store), 4);
+  // And a warm install from that store copies again, downloading nothing.
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  registry.clear_requests();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.fetched, summary.reused), (0, 4));
+  assert!(registry.requests().is_empty());
+  assert_eq!(std::fs::read(a.join("index.js")).unwrap(), b"module.exports = 'a@1.0.0'\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_blob_is_detected_and_fetched_again() {
   let registry = Registry::start().await;

@@ -189,10 +189,15 @@ impl Importer {
     }
   }
 
-  /// Completes a directly written package: its marker takes its name.
-  pub fn finish_direct(&self, dest: &Path) -> std::io::Result<()> {
+  /// Completes a directly written package: its marker takes its name. `linked`: whether its
+  /// files became hard links to their blobs (`Some(false)`: the store could not link them,
+  /// they are copies), reported as the import method; `None` for copies made on purpose.
+  pub fn finish_direct(&self, dest: &Path, linked: Option<bool>) -> std::io::Result<()> {
     std::fs::rename(marker_temp(dest, "package.json"), dest.join("package.json"))?;
-    let _ = self.used.compare_exchange(UNSET, HARDLINK, Ordering::Relaxed, Ordering::Relaxed);
+    if let Some(linked) = linked {
+      let method = if linked { HARDLINK } else { COPY };
+      let _ = self.used.compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
+    }
     Ok(())
   }
 
