@@ -59,8 +59,11 @@ impl ExtractLimits {
 pub struct ExtractedPackage {
   /// In-package path → file, in tarball order (later duplicates replace earlier ones).
   pub files: IndexMap<String, FileInfo>,
-  /// The parsed `package.json`, if present and valid JSON.
-  pub package_json: Option<serde_json::Value>,
+  /// What the store row keeps of `package.json` (pnpm's bundled manifest), if present and
+  /// valid JSON.
+  pub manifest: Option<serde_json::Value>,
+  /// Whether the package needs a build (install scripts or a `binding.gyp`).
+  pub requires_build: bool,
   pub unpacked_bytes: u64,
   /// Every file went through the stage: the package directory is complete.
   pub staged: bool,
@@ -184,14 +187,15 @@ pub fn extract_tarball(
     );
   }
   write_pending(&mut entries, writer)?;
-  let files = entries
+  let files: IndexMap<String, FileInfo> = entries
     .into_iter()
     .filter_map(|(path, e)| match e {
       Entry::Written(info) => Some((path, info)),
       Entry::Pending { .. } => None,
     })
     .collect();
-  Ok(ExtractedPackage { files, package_json, unpacked_bytes: unpacked, staged: false })
+  let (manifest, requires_build) = build_facts(package_json.as_ref(), files.keys());
+  Ok(ExtractedPackage { files, manifest, requires_build, unpacked_bytes: unpacked, staged: false })
 }
 
 /// Writes every held-back file to the store, in tarball order.
@@ -267,13 +271,9 @@ fn extract_archive(
     files.insert(path, (start as usize..end as usize, mode));
   }
   let package_json = files.get("package.json").and_then(|(range, _)| parse_manifest(&tar[range.clone()]));
+  let (manifest, requires_build) = build_facts(package_json.as_ref(), files.keys());
   let stage = match stage {
-    Some(stage) => {
-      let manifest = package_json.as_ref().and_then(pacquet_store::manifest::bundled_manifest);
-      let requires_build =
-        pacquet_store::manifest::requires_build(manifest.as_ref(), files.keys().map(String::as_str));
-      stage.begin(requires_build, &mut files.keys().map(String::as_str))?.then_some(stage)
-    }
+    Some(stage) => stage.begin(requires_build, &mut files.keys().map(String::as_str))?.then_some(stage),
     None => None,
   };
   let store = |path: &str, bytes: &[u8], mode: u32, digest: String| -> Result<FileInfo, FetchError> {
@@ -297,7 +297,13 @@ fn extract_archive(
   if let Some(stage) = stage {
     stage.end()?;
   }
-  Ok(ExtractedPackage { files: stored, package_json, unpacked_bytes: unpacked, staged: stage.is_some() })
+  Ok(ExtractedPackage {
+    files: stored,
+    manifest,
+    requires_build,
+    unpacked_bytes: unpacked,
+    staged: stage.is_some(),
+  })
 }
 
 /// A package's import directory, filled while its tarball is stored: each file is written
@@ -341,6 +347,17 @@ fn admit<R: Read, T>(
   check_conflict(&path, files, dirs)?;
   let mode = entry.header().mode().map_err(|e| e.to_string())?;
   Ok(Some((path, mode)))
+}
+
+/// The row's manifest and whether the package needs a build, from its `package.json` and
+/// its file paths.
+fn build_facts<'a>(
+  package_json: Option<&serde_json::Value>,
+  paths: impl Iterator<Item = &'a String>,
+) -> (Option<serde_json::Value>, bool) {
+  let manifest = package_json.and_then(pacquet_store::manifest::bundled_manifest);
+  let requires_build = pacquet_store::manifest::requires_build(manifest.as_ref(), paths.map(String::as_str));
+  (manifest, requires_build)
 }
 
 fn parse_manifest(bytes: &[u8]) -> Option<serde_json::Value> {

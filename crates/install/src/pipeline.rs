@@ -14,8 +14,8 @@ use pacquet_fetch::{
 use pacquet_link::{symlink_dir, Importer, PackageFile};
 use pacquet_lockfile::LockfileSource;
 use pacquet_store::{
-  manifest, msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir, StoreError,
-  VerifiedBlobs, Verifier,
+  msgpackr, BlobWriter, IndexReader, IndexWriter, PackageFilesIndex, StoreDir, StoreError, VerifiedBlobs,
+  Verifier,
 };
 use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -586,13 +586,11 @@ async fn fetch_and_import(
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
     let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
     drop(bytes);
-    let manifest = extracted.package_json.as_ref().and_then(manifest::bundled_manifest);
-    let requires_build =
-      manifest::requires_build(manifest.as_ref(), extracted.files.keys().map(String::as_str));
+    let requires_build = extracted.requires_build;
     let row = PackageFilesIndex {
       algo: "sha512".into(),
       requires_build: Some(requires_build),
-      manifest,
+      manifest: extracted.manifest,
       files: extracted.files,
       side_effects: None,
     };
@@ -648,8 +646,7 @@ impl Stage for DirectImport<'_> {
   fn file(&self, path: &str, digest: &str, bytes: &[u8], executable: bool) -> Result<(), StoreError> {
     let at = Importer::direct_path(self.dest, path);
     if self.copies.load(Ordering::Relaxed) {
-      self.ctx.blobs.write(digest, bytes, executable)?;
-      return write_copy(&at, bytes, executable).map_err(|source| StoreError::Import { path: at, source });
+      return self.ctx.blobs.write_with_copy(digest, bytes, executable, &at);
     }
     if !self.ctx.blobs.write_at(digest, bytes, executable, &at)? {
       // The store cannot link into this project: later packages are stored, then imported.
@@ -665,28 +662,6 @@ impl Stage for DirectImport<'_> {
     let finished = self.ctx.importer.finish_direct(self.dest, linked);
     finished.map_err(|source| StoreError::Import { path: marker, source })
   }
-}
-
-/// A package's own copy of a file. What an interrupted import left there is removed, not
-/// truncated: it may be a hard link to a store blob.
-fn write_copy(at: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
-  let mut options = std::fs::OpenOptions::new();
-  options.write(true).create_new(true);
-  #[cfg(unix)]
-  {
-    use std::os::unix::fs::OpenOptionsExt;
-    options.mode(if executable { 0o755 } else { 0o644 });
-  }
-  #[cfg(not(unix))]
-  let _ = executable;
-  let open = || match options.open(at) {
-    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-      std::fs::remove_file(at).and_then(|()| options.open(at))
-    }
-    other => other,
-  };
-  let mut file = pacquet_store::retry_out_of_descriptors(open)?;
-  std::io::Write::write_all(&mut file, bytes)
 }
 
 fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<Integrity>, InstallError> {

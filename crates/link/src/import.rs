@@ -110,18 +110,8 @@ impl Importer {
         return Ok(0);
       }
     }
-    remove_leftover_markers(dest);
-    std::fs::create_dir_all(dest).map_err(|source| LinkError::Mkdir { path: dest.into(), source })?;
-    let dir = Dir::open(dest).map_err(|source| LinkError::Mkdir { path: dest.into(), source })?;
-    // In-package paths are `/`-separated; each directory is made once.
-    let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
-    for f in files {
-      if let Some((parent, _)) = f.path.rsplit_once('/') {
-        if dirs.insert(parent) {
-          mkdir_all(&dir, parent).map_err(|source| LinkError::Mkdir { path: dir.join(parent), source })?;
-        }
-      }
-    }
+    let dir = prepare_dir(dest, files.iter().map(|f| f.path))
+      .map_err(|(path, source)| LinkError::Mkdir { path, source })?;
     let place = |f: &PackageFile<'_>, to: &str| {
       if copy {
         self.place_with(COPY, f, &dir, to).map_err(|source| LinkError::Import {
@@ -166,17 +156,7 @@ impl Importer {
     if dest.join("package.json").exists() {
       return Ok(false);
     }
-    remove_leftover_markers(dest);
-    std::fs::create_dir_all(dest)?;
-    let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
-    for path in paths {
-      if let Some((parent, _)) = path.rsplit_once('/') {
-        if dirs.insert(parent) {
-          std::fs::create_dir_all(dest.join(parent))?;
-        }
-      }
-    }
-    Ok(true)
+    prepare_dir(dest, paths).map(|_| true).map_err(|(_, e)| e)
   }
 
   /// Where a directly written file goes: `package.json`, the completion marker, under a
@@ -264,6 +244,27 @@ fn marker_temp_name(path: &str) -> String {
 
 fn marker_temp(dest: &Path, path: &str) -> PathBuf {
   dest.join(marker_temp_name(path))
+}
+
+/// A package directory ready for its files: what a killed import left of its marker removed,
+/// the directory and every parent of `paths` (in-package, `/`-separated) made, each once.
+/// On failure, the directory that could not be made.
+fn prepare_dir<'p>(
+  dest: &Path,
+  paths: impl Iterator<Item = &'p str>,
+) -> Result<Dir, (PathBuf, std::io::Error)> {
+  remove_leftover_markers(dest);
+  std::fs::create_dir_all(dest).map_err(|e| (dest.to_path_buf(), e))?;
+  let dir = Dir::open(dest).map_err(|e| (dest.to_path_buf(), e))?;
+  let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
+  for path in paths {
+    if let Some((parent, _)) = path.rsplit_once('/') {
+      if dirs.insert(parent) {
+        mkdir_all(&dir, parent).map_err(|e| (dir.join(parent), e))?;
+      }
+    }
+  }
+  Ok(dir)
 }
 
 /// `mkdir -p` of `rel` inside `dir`.

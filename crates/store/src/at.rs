@@ -75,13 +75,7 @@ impl Dir {
     }
     #[cfg(not(unix))]
     {
-      let meta = std::fs::metadata(self.join(rel))?;
-      let mtime = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(f64::MAX);
-      Ok((meta.len(), mtime))
+      size_and_mtime_ms(&self.join(rel))
     }
   }
 
@@ -150,6 +144,13 @@ impl Dir {
       std::fs::remove_file(self.join(rel))
     }
   }
+}
+
+/// Size and modification time (ms since the epoch) of the file at `path`.
+pub fn size_and_mtime_ms(path: &Path) -> io::Result<(u64, f64)> {
+  let meta = std::fs::metadata(path)?;
+  let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+  Ok((meta.len(), mtime.map_or(f64::MAX, |d| d.as_secs_f64() * 1000.0)))
 }
 
 #[cfg(unix)]

@@ -96,18 +96,7 @@ impl BlobWriter {
       link_replacing(&path, at).map_err(at_err)?;
       return Ok(true);
     }
-    crate::limits::retry_out_of_descriptors(|| {
-      let mut file = match open_excl(at, executable) {
-        // A leftover of an interrupted import: this import replaces it.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-          std::fs::remove_file(at)?;
-          open_excl(at, executable)
-        }
-        other => other,
-      }?;
-      file.write_all(bytes)
-    })
-    .map_err(at_err)?;
+    write_copy(at, bytes, executable).map_err(at_err)?;
     let err = |source: std::io::Error| StoreError::Write { path: path.clone(), source };
     let linked = match std::fs::hard_link(at, &path) {
       Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -138,6 +127,19 @@ impl BlobWriter {
     }
     self.placed.insert(key);
     Ok(true)
+  }
+
+  /// Stores `bytes` as a blob and writes a separate copy of them at `at`: the files of a
+  /// package that will be built, which must never write through a link into the store.
+  pub fn write_with_copy(
+    &self,
+    hex_digest: &str,
+    bytes: &[u8],
+    executable: bool,
+    at: &Path,
+  ) -> Result<(), StoreError> {
+    self.write(hex_digest, bytes, executable)?;
+    write_copy(at, bytes, executable).map_err(|source| StoreError::Import { path: at.to_path_buf(), source })
   }
 
   /// Creates the blob if nothing is at `path`; `AlreadyExists` otherwise.
@@ -319,6 +321,21 @@ fn link_replacing(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     other => other,
   }
+}
+
+/// Writes a package's own copy of a file at `at`. What an interrupted import left there is
+/// removed, not truncated: it may be a hard link to a blob.
+fn write_copy(at: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+  crate::limits::retry_out_of_descriptors(|| {
+    let mut file = match open_excl(at, executable) {
+      Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        std::fs::remove_file(at)?;
+        open_excl(at, executable)
+      }
+      other => other,
+    }?;
+    file.write_all(bytes)
+  })
 }
 
 fn open_excl(path: &Path, executable: bool) -> std::io::Result<std::fs::File> {

@@ -51,10 +51,7 @@ impl Verifier<'_> {
 fn verify_blob(files: Option<&Dir>, path: &Path, size: u64, digest: &str, checked_at: Option<f64>) -> bool {
   let stat = match files.and_then(|dir| dir.relative(path).map(|rel| (dir, rel))) {
     Some((dir, rel)) => dir.size_and_mtime_ms(rel),
-    None => std::fs::metadata(path).map(|meta| {
-      let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-      (meta.len(), mtime.map_or(f64::MAX, |d| d.as_secs_f64() * 1000.0))
-    }),
+    None => crate::at::size_and_mtime_ms(path),
   };
   let Ok((actual_size, mtime_ms)) = stat else {
     return false;
