@@ -18,6 +18,11 @@
 # every packument, plus attestations, to check release ages) and "updateNotifier: false".
 # Output: <work-dir>/results.tsv (one line per run) and a summary on stdout.
 set -euo pipefail
+# The tools run without the caller's Node settings: NODE_EXTRA_CA_CERTS makes every Node
+# process parse that bundle at start-up (30 ms per run where it names the system bundle), a
+# cost only the Node-based tools would pay; NODE_OPTIONS could change any of them.
+# KEEP_NODE_ENV=1 keeps both.
+[[ -n ${KEEP_NODE_ENV:-} ]] || unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 fixture=$(cd "$1" && pwd); work=$(mkdir -p "$2" && cd "$2" && pwd); shift 2
 : "${REGISTRY_URL:?set REGISTRY_URL to the loopback registry}"
 SCENARIOS=${SCENARIOS:-cold warm hot}; RUNS=${RUNS:-5}; POLICY=${POLICY:-lean}

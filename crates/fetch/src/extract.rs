@@ -114,7 +114,10 @@ pub fn extract_tarball(
   let too_large = || FetchError::TooLarge { package: package.to_string(), limit };
   let tripped = AtomicBool::new(false);
   let inner = flate2::bufread::GzDecoder::new(bytes);
-  let reader = Limited { inner, left: limit, tripped: &tripped };
+  // tar asks for 512-byte headers and small files one by one; inflating into a larger
+  // buffer keeps zlib-rs on its fast loop (measured on the largest tarballs: ~15 % less time).
+  let reader =
+    std::io::BufReader::with_capacity(256 << 10, Limited { inner, left: limit, tripped: &tripped });
   // Any read error after the limit tripped is the limit's doing.
   let fail =
     |e: std::io::Error| if tripped.load(Ordering::Relaxed) { too_large() } else { bad(e.to_string()) };
