@@ -43,6 +43,18 @@ impl Dir {
 
   /// Where `path` is below this directory, its path relative to it.
   pub fn relative<'a>(&self, path: &'a Path) -> Option<&'a str> {
+    // Blob paths are this directory's path with a name pushed on: comparing bytes finds that
+    // without parsing both paths into components (a few per cent of a warm install's CPU).
+    #[cfg(unix)]
+    {
+      use std::os::unix::ffi::OsStrExt;
+      let rest = path.as_os_str().as_bytes().strip_prefix(self.path.as_os_str().as_bytes());
+      if let Some(rel) = rest.and_then(|r| r.strip_prefix(b"/")) {
+        if !rel.is_empty() && !rel.starts_with(b"/") && !rel.ends_with(b"/") {
+          return std::str::from_utf8(rel).ok();
+        }
+      }
+    }
     path.strip_prefix(&self.path).ok().and_then(Path::to_str).filter(|r| !r.is_empty())
   }
 
@@ -206,5 +218,9 @@ mod tests {
     assert!(!tmp.path().join("c").exists());
     assert_eq!(files.relative(&store.join("ab/blob")), Some("ab/blob"));
     assert_eq!(files.relative(tmp.path()), None);
+    assert_eq!(files.relative(&store), None);
+    // A sibling whose name starts with this directory's is not below it.
+    assert_eq!(files.relative(&tmp.path().join("filesab/blob")), None);
+    assert_eq!(files.relative(Path::new("files/ab/blob")), None);
   }
 }

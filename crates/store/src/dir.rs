@@ -30,14 +30,19 @@ impl StoreDir {
   /// `files/<2 hex>/<126 hex>[-exec]`.
   pub fn blob_path(&self, hex_digest: &str, executable: bool) -> PathBuf {
     let (shard, rest) = hex_digest.split_at(2.min(hex_digest.len()));
-    let mut name = String::with_capacity(rest.len() + 5);
-    name.push_str(rest);
-    if executable {
-      name.push_str("-exec");
-    }
-    let mut path = self.root.join("files");
+    // One allocation: this runs for every file of every package a warm install links.
+    let mut path = PathBuf::with_capacity(self.root.as_os_str().len() + hex_digest.len() + 16);
+    path.push(&self.root);
+    path.push("files");
     path.push(shard);
-    path.push(name);
+    if executable {
+      let mut name = std::ffi::OsString::with_capacity(rest.len() + 5);
+      name.push(rest);
+      name.push("-exec");
+      path.push(name);
+    } else {
+      path.push(rest);
+    }
     path
   }
 
