@@ -266,6 +266,8 @@ pub async fn install(
   let mut changed: HashSet<String> = work.iter().map(|(s, _)| s.dep_path.clone()).collect();
   let result = run_slots(&ctx, work, &settings.fetcher_options, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
+  // Joined before anything can return: no file-system work outlives the install.
+  let early_links = early_links.await.map_err(|e| InstallError::Internal(panic_message(e)));
 
   // Commit every row that is complete, also when the install failed or was aborted: those
   // packages are whole in the store and a later install may use them.
@@ -277,8 +279,6 @@ pub async fn install(
   let needs_build: HashSet<String> = needs_build.into_inner().unwrap_or_default().into_iter().collect();
   let deps_requiring_build = crate::builds::dependency_order(&wanted.lockfile, &needs_build);
   let committed = blocking(move || writer.finish()).await?;
-  // Joined before anything returns: no file-system work outlives the install.
-  let early_links = early_links.await.map_err(|e| InstallError::Internal(panic_message(e)));
   let failed = result?;
   committed?;
   let (early_roots, early_hoisted) = early_links??;
