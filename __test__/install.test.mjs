@@ -771,8 +771,8 @@ test('an optional package whose download fails does not fail the install', TIMEO
   const result = await linkVirtualStore(s.project.lockfilePath, s.options())
   assert.deepEqual(result.skipped, ['gone@1.0.0'])
   assert.ok(fs.existsSync(path.join(s.project.pkgDir('a@1.0.0'), 'package.json')))
-  // The importer's links and the hoisted ones are made while packages download: the ones to
-  // the package that failed are gone afterwards, and every other stays.
+  // No link to the package that failed: not from the slot that depends on it, not from the
+  // importer, not from the hoisting directory; every other link stays.
   const modules = path.join(s.dir, 'node_modules')
   for (const link of [path.join(s.project.slotDir('a@1.0.0'), 'node_modules', 'gone'), path.join(modules, 'gone'), path.join(modules, '.pnpm', 'node_modules', 'gone')]) {
     assert.throws(() => fs.lstatSync(link), { code: 'ENOENT' }, link)

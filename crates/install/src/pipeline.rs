@@ -21,9 +21,8 @@ use rayon::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::InstallError;
-use crate::events::{Event, Reporter, RootDep};
+use crate::events::{Event, Reporter};
 use crate::finish::{forget_failed, hoist_and_link, link_importers, remove_stale, write_state, Builds};
-use crate::hoist::HoistResult;
 use crate::options::InstallOptions;
 use crate::plan::{SkippedPlan, SlotPlan, Source};
 use crate::prepare::{prepare, Prepared, Work};
@@ -139,7 +138,6 @@ pub async fn install(
     repeat,
   } = work;
   let settings = Arc::new(settings);
-  let (wanted, plan) = (Arc::new(wanted), Arc::new(plan));
   let requester = settings.lockfile_dir.to_string_lossy().into_owned();
   if reporter.enabled() {
     reporter.emit(Event::Context {
@@ -231,33 +229,6 @@ pub async fn install(
     });
   }
 
-  // What is left of the previous install goes, and the importers' links and the hoisted ones
-  // are made, while the packages import: all of it follows from the plan, none of it from
-  // the packages' files (bins, which do, wait for the imports).
-  let early_links = {
-    let (settings, wanted, plan) = (settings.clone(), wanted.clone(), plan.clone());
-    let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
-    let report_roots = reporter.enabled();
-    tokio::task::spawn_blocking(move || -> Result<(Vec<RootDep>, HoistResult), InstallError> {
-      let links = move || {
-        remove_stale(&removed_slots, &stale_links, &removed_importers);
-        // Which direct dependencies are new, asked before their links are made.
-        let roots = if report_roots {
-          crate::report::new_direct_deps(&wanted.lockfile, &plan.importers)
-        } else {
-          Vec::new()
-        };
-        link_importers(&plan.importers)?;
-        Ok((roots, hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?))
-      };
-      // On a pool of its own: in the shared one, its jobs would queue behind the imports.
-      match rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "pacquet-links".into()).build() {
-        Ok(pool) => pool.install(links),
-        Err(_) => links(),
-      }
-    })
-  };
-
   let fetch_started = Instant::now();
   let added = work.len();
   // Kept to unlink dependents of an optional package that turns out to be unfetchable.
@@ -266,8 +237,6 @@ pub async fn install(
   let mut changed: HashSet<String> = work.iter().map(|(s, _)| s.dep_path.clone()).collect();
   let result = run_slots(&ctx, work, &settings.fetcher_options, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
-  // Joined before anything can return: no file-system work outlives the install.
-  let early_links = early_links.await.map_err(|e| InstallError::Internal(panic_message(e)));
 
   // Commit every row that is complete, also when the install failed or was aborted: those
   // packages are whole in the store and a later install may use them.
@@ -281,52 +250,34 @@ pub async fn install(
   let committed = blocking(move || writer.finish()).await?;
   let failed = result?;
   committed?;
-  let (early_roots, early_hoisted) = early_links??;
   if cancel.is_cancelled() {
     return Err(InstallError::Aborted);
   }
 
   let link_started = Instant::now();
   let planned_skips = plan.skipped.len();
+  let mut importers = plan.importers.clone();
   let failed_dirs: HashSet<PathBuf> = failed.iter().map(|s| s.pkg_dir.clone()).collect();
-  // A direct dependency that failed was not added after all.
-  let failed_roots: HashSet<(String, String)> = plan
-    .importers
-    .iter()
-    .flat_map(|i| {
-      let dir = i.modules_dir.parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-      i.links
-        .iter()
-        .filter(|(_, t)| failed_dirs.contains(t))
-        .map(move |(alias, _)| (dir.clone(), alias.clone()))
-    })
-    .collect();
-  let roots: Vec<RootDep> =
-    early_roots.into_iter().filter(|r| !failed_roots.contains(&(r.prefix.clone(), r.name.clone()))).collect();
-  // The importers were linked before the failures were known: their links to the failed go.
-  let importer_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> =
-    plan.importers.iter().map(|i| (i.modules_dir.clone(), i.links.clone())).collect();
+  for importer in &mut importers {
+    importer.links.retain(|(_, target)| !failed_dirs.contains(target));
+  }
+  let report_roots = reporter.enabled();
   let finish = {
     let settings = settings.clone();
     let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
     let deps_requiring_build = deps_requiring_build.clone();
-    move || -> Result<Vec<String>, InstallError> {
-      let hoisted = if failed.is_empty() {
-        early_hoisted
-      } else {
+    move || -> Result<(Vec<String>, Vec<crate::events::RootDep>), InstallError> {
+      if !failed.is_empty() {
         forget_failed(&failed, &failed_dirs, &slot_links);
-        forget_failed(&[], &failed_dirs, &importer_links);
-        // Hoisted again without the failed: what the early pass hoisted and this one does
-        // not is unlinked.
-        let early = crate::hoist::hoisted_dependencies(&early_hoisted)
-          .into_iter()
-          .map(|(dep, aliases)| (dep, aliases.into_iter().map(|(a, k)| (a, k.to_string())).collect()))
-          .collect();
-        hoist_and_link(&settings, &wanted, &plan, &skipped_paths, Some(early))?
-      };
+      }
       for slot in &failed {
         changed.remove(&slot.dep_path);
       }
+      remove_stale(&removed_slots, &stale_links, &removed_importers);
+      let roots =
+        if report_roots { crate::report::new_direct_deps(&wanted.lockfile, &importers) } else { Vec::new() };
+      link_importers(&importers)?;
+      let hoisted = hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?;
       let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))
         .map_err(|e| InstallError::Internal(e.to_string()))?;
       let bin_warnings = crate::bin_links::BinLinks {
@@ -352,10 +303,10 @@ pub async fn install(
         injected_deps: crate::local::injected_deps(&plan, &settings.lockfile_dir),
       };
       write_state(&settings, &wanted, &plan, content, repeat)?;
-      Ok(bin_warnings)
+      Ok((bin_warnings, roots))
     }
   };
-  let bin_warnings = blocking(finish).await??;
+  let (bin_warnings, roots) = blocking(finish).await??;
   for message in bin_warnings {
     reporter.emit(Event::Warning { message });
   }
