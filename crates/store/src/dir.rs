@@ -35,13 +35,9 @@ impl StoreDir {
     path.push(&self.root);
     path.push("files");
     path.push(shard);
+    path.push(rest);
     if executable {
-      let mut name = std::ffi::OsString::with_capacity(rest.len() + 5);
-      name.push(rest);
-      name.push("-exec");
-      path.push(name);
-    } else {
-      path.push(rest);
+      path.as_mut_os_string().push("-exec");
     }
     path
   }

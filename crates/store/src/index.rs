@@ -154,9 +154,9 @@ pub struct IndexWriter {
 impl IndexWriter {
   pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
     let conn = open(store)?;
-    // The writer only appends: a large page cache would end up holding the whole database
-    // (10 MiB for alotta, at the end of a cold install, when memory peaks). 2 MiB keeps the
-    // B-tree's inner pages.
+    // The writer only writes rows, each once: a large page cache would end up holding the
+    // whole database (10 MiB for alotta, at the end of a cold install, when memory peaks).
+    // 2 MiB keeps the B-tree's inner pages.
     conn
       .execute_batch("PRAGMA cache_size=-2048;")
       .map_err(|source| StoreError::IndexOpen { path: store.index_db(), source })?;
