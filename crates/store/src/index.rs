@@ -17,8 +17,8 @@ pub fn index_key(integrity: &str, pkg_id: &str) -> String {
 }
 
 /// Opens the index with pnpm's pragmas and schema, so a store we create is the store pnpm
-/// would have created.
-fn open(store: &StoreDir) -> Result<Connection, StoreError> {
+/// would have created. `cache_kib`: this connection's page cache (pnpm's is 32,000 KiB).
+fn open(store: &StoreDir, cache_kib: u32) -> Result<Connection, StoreError> {
   let path = store.index_db();
   std::fs::create_dir_all(store.root())
     .map_err(|source| StoreError::Write { path: store.root().to_path_buf(), source })?;
@@ -33,19 +33,21 @@ fn open(store: &StoreDir) -> Result<Connection, StoreError> {
   // Switching to WAL and creating the table take locks that a concurrent opener (another
   // install, pnpm) may hold for a moment, and SQLite does not always wait for those on its
   // own: retry for as long as the busy timeout would have waited.
-  let setup = "PRAGMA journal_mode=WAL;
-       PRAGMA synchronous=NORMAL;
-       PRAGMA mmap_size=536870912;
-       PRAGMA cache_size=-32000;
-       PRAGMA temp_store=MEMORY;
-       PRAGMA wal_autocheckpoint=10000;
-       CREATE TABLE IF NOT EXISTS package_index (
-         key TEXT PRIMARY KEY,
-         data BLOB NOT NULL
-       ) WITHOUT ROWID;";
+  let setup = format!(
+    "PRAGMA journal_mode=WAL;
+     PRAGMA synchronous=NORMAL;
+     PRAGMA mmap_size=536870912;
+     PRAGMA cache_size=-{cache_kib};
+     PRAGMA temp_store=MEMORY;
+     PRAGMA wal_autocheckpoint=10000;
+     CREATE TABLE IF NOT EXISTS package_index (
+       key TEXT PRIMARY KEY,
+       data BLOB NOT NULL
+     ) WITHOUT ROWID;"
+  );
   let deadline = std::time::Instant::now() + std::time::Duration::from_millis(5000);
   loop {
-    match conn.execute_batch(setup) {
+    match conn.execute_batch(&setup) {
       Ok(()) => break,
       Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -71,7 +73,7 @@ pub struct IndexReader {
 
 impl IndexReader {
   pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
-    Ok(IndexReader { conn: open(store)?, path: store.index_db() })
+    Ok(IndexReader { conn: open(store, 32_000)?, path: store.index_db() })
   }
 
   /// How many packages the index holds.
@@ -153,13 +155,10 @@ pub struct IndexWriter {
 
 impl IndexWriter {
   pub fn open(store: &StoreDir) -> Result<Self, StoreError> {
-    let conn = open(store)?;
-    // The writer only writes rows, each once: a large page cache would end up holding the
-    // whole database (10 MiB for alotta, at the end of a cold install, when memory peaks).
-    // 2 MiB keeps the B-tree's inner pages.
-    conn
-      .execute_batch("PRAGMA cache_size=-2048;")
-      .map_err(|source| StoreError::IndexOpen { path: store.index_db(), source })?;
+    // The writer writes each row once: pnpm's large page cache would end up holding the whole
+    // database (10 MiB for alotta, at the end of a cold install, when memory peaks). 2 MiB
+    // keeps the B-tree's inner pages.
+    let conn = open(store, 2048)?;
     let path = store.index_db();
     let (tx, rx) = mpsc::channel::<Message>();
     let thread = std::thread::Builder::new()
