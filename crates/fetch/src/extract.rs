@@ -25,8 +25,9 @@ pub struct ExtractLimits {
   /// leaves no blob behind; beyond this, files are written as they come.
   pub deferred_write_bytes: u64,
   /// A gzip tarball that says it unpacks to at most this much is inflated whole, in one
-  /// call (libdeflate: about twice zlib's speed), and its files are written straight from
-  /// that buffer once the whole archive has checked out. Larger ones are streamed.
+  /// call (libdeflate: 15–25 % faster than zlib-rs on packages of this size), and its files
+  /// are written straight from that buffer once the whole archive has checked out. Larger
+  /// ones are streamed.
   pub whole_inflate_bytes: u64,
 }
 
