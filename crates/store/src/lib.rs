@@ -23,7 +23,7 @@ pub use index::{index_key, IndexReader, IndexWriter};
 pub use limits::{exhausted, is_out_of_descriptors, open_file_limit, retry_out_of_descriptors, Exhausted};
 pub use row::{FileInfo, PackageFilesIndex, SideEffectsDiff};
 pub use sha512_batch::sha512_many;
-pub use verify::{VerifiedBlobs, Verifier};
+pub use verify::{verified_blobs, VerifiedBlobs, Verifier};
 
 /// Milliseconds since the Unix epoch, as pnpm records `checkedAt`.
 pub fn now_ms() -> f64 {

@@ -9,12 +9,18 @@ use dashmap::DashSet;
 
 use crate::cas::file_sha512_hex;
 use crate::dir::StoreDir;
-use crate::row::PackageFilesIndex;
+use crate::row::FileInfo;
+use indexmap::IndexMap;
 
-/// Blobs already verified in this install, by digest and executable bit: a blob shared by
-/// many packages is checked once. (Hashing the path itself walked its components with
-/// SipHash: a tenth of a warm store lookup.)
-pub type VerifiedBlobs = DashSet<(String, bool), rustc_hash::FxBuildHasher>;
+/// Blobs already verified in this install, by digest (binary) and executable bit: a blob
+/// shared by many packages is checked once. A fixed-size key costs no allocation per file.
+pub type VerifiedBlobs = DashSet<([u8; 64], bool), rustc_hash::FxBuildHasher>;
+
+/// A set sized for about `files` blobs: growing it shard by shard cost a warm lookup more
+/// than its lookups did.
+pub fn verified_blobs(files: usize) -> VerifiedBlobs {
+  VerifiedBlobs::with_capacity_and_hasher(files, Default::default())
+}
 
 pub struct Verifier<'a> {
   pub store: &'a StoreDir,
@@ -28,14 +34,16 @@ pub struct Verifier<'a> {
 impl Verifier<'_> {
   /// The blob path of every file in `row`, or `None` if any blob is missing or damaged
   /// (damaged blobs are removed, so the package is fetched and written again).
-  pub fn files(&self, row: &PackageFilesIndex) -> Option<Vec<(String, PathBuf, u32)>> {
-    let mut out = Vec::with_capacity(row.files.len());
-    for (rel, info) in &row.files {
-      if info.digest.len() != 128 || !info.digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+  /// Takes the row's files: their paths move into the result.
+  pub fn files(&self, files: IndexMap<String, FileInfo>) -> Option<Vec<(String, PathBuf, u32)>> {
+    let mut out = Vec::with_capacity(files.len());
+    for (rel, info) in files {
+      let mut digest = [0u8; 64];
+      if info.digest.len() != 128 || hex::decode_to_slice(&info.digest, &mut digest).is_err() {
         return None;
       }
       let path = self.store.blob_path(&info.digest, info.is_executable());
-      let key = (info.digest.clone(), info.is_executable());
+      let key = (digest, info.is_executable());
       if self.check && !self.verified.contains(&key) {
         if !verify_blob(self.files, &path, info.size, &info.digest, info.checked_at) {
           return None;
@@ -78,18 +86,11 @@ fn verify_blob(files: Option<&Dir>, path: &Path, size: u64, digest: &str, checke
 mod tests {
   use super::*;
   use crate::cas::{sha512_hex, BlobWriter};
-  use crate::row::FileInfo;
 
-  fn row_for(digest: &str, size: u64, checked_at: Option<f64>) -> PackageFilesIndex {
-    let mut files = indexmap::IndexMap::new();
+  fn files_for(digest: &str, size: u64, checked_at: Option<f64>) -> IndexMap<String, FileInfo> {
+    let mut files = IndexMap::new();
     files.insert("a.txt".to_string(), FileInfo { digest: digest.to_string(), mode: 0o644, size, checked_at });
-    PackageFilesIndex {
-      algo: "sha512".into(),
-      requires_build: None,
-      manifest: None,
-      files,
-      side_effects: None,
-    }
+    files
   }
 
   #[test]
@@ -103,18 +104,18 @@ mod tests {
     let verified = VerifiedBlobs::default();
     let v = Verifier { store: &store, verified: &verified, check: true, files: None };
     // Never checked (checkedAt absent): re-hashed, passes.
-    assert!(v.files(&row_for(&digest, 5, None)).is_some());
+    assert!(v.files(files_for(&digest, 5, None)).is_some());
     // Same size, other bytes: detected and removed.
     std::fs::write(&path, b"jello").unwrap();
     let fresh = VerifiedBlobs::default();
     let v = Verifier { store: &store, verified: &fresh, check: true, files: None };
-    assert!(v.files(&row_for(&digest, 5, None)).is_none());
+    assert!(v.files(files_for(&digest, 5, None)).is_none());
     assert!(!path.exists());
     // Missing.
-    assert!(v.files(&row_for(&digest, 5, None)).is_none());
+    assert!(v.files(files_for(&digest, 5, None)).is_none());
     // Truncated.
     std::fs::write(&path, b"hel").unwrap();
-    assert!(v.files(&row_for(&digest, 5, None)).is_none());
+    assert!(v.files(files_for(&digest, 5, None)).is_none());
     assert!(!path.exists());
   }
 }
