@@ -396,7 +396,9 @@ fn check_conflict<T>(
     if entries.contains_key(dir) {
       return Err(format!("{dir} is a file in one entry and a directory in another"));
     }
-    dirs.insert(dir.to_string());
+    if !dirs.contains(dir) {
+      dirs.insert(dir.to_string());
+    }
     end += i + 1;
   }
   Ok(())

@@ -578,6 +578,7 @@ async fn fetch_and_import(
       dest: &slot2.pkg_dir,
       copies: Default::default(),
       unlinked: Default::default(),
+      dir: Default::default(),
     };
     let stage =
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
@@ -591,13 +592,6 @@ async fn fetch_and_import(
       files: extracted.files,
       side_effects: None,
     };
-    let files: StoreFiles = row
-      .files
-      .iter()
-      .map(|(path, info)| {
-        (path.clone(), ctx2.blobs.store().blob_path(&info.digest, info.is_executable()), info.mode)
-      })
-      .collect();
     // The row goes in only now that every blob it names is in place.
     if let Some(key) = &slot2.index_key {
       ctx2.writer.put(key.clone(), msgpackr::encode(&row));
@@ -611,8 +605,20 @@ async fn fetch_and_import(
     if ctx2.cancel.is_cancelled() {
       return Err(InstallError::Aborted);
     }
+    let count = row.files.len();
+    // A staged package is in its slot already: no list of blobs to import from.
+    let files: StoreFiles = if extracted.staged {
+      Vec::new()
+    } else {
+      let store = ctx2.blobs.store();
+      row
+        .files
+        .into_iter()
+        .map(|(path, info)| (path, store.blob_path(&info.digest, info.is_executable()), info.mode))
+        .collect()
+    };
     let package = StoredPackage { files, requires_build };
-    let imported = extracted.staged.then_some(package.files.len());
+    let imported = extracted.staged.then_some(count);
     import_slot(&ctx2, &slot2, &package, imported)?;
     report_imported(&ctx2, &slot2);
     Ok(())
@@ -631,21 +637,31 @@ struct DirectImport<'a> {
   copies: std::sync::atomic::AtomicBool,
   /// The store could not link a file: it stayed a copy.
   unlinked: std::sync::atomic::AtomicBool,
+  /// The package directory, open once [`Stage::begin`] prepared it: files are written and
+  /// linked relative to it.
+  dir: std::sync::OnceLock<pacquet_store::at::Dir>,
 }
 
 impl Stage for DirectImport<'_> {
   fn begin(&self, requires_build: bool, paths: &mut dyn Iterator<Item = &str>) -> Result<bool, StoreError> {
     self.copies.store(requires_build, Ordering::Relaxed);
     let import_err = |source| StoreError::Import { path: self.dest.to_path_buf(), source };
-    self.ctx.importer.begin_direct(self.dest, paths).map_err(import_err)
+    let Some(dir) = self.ctx.importer.begin_direct(self.dest, paths).map_err(import_err)? else {
+      return Ok(false);
+    };
+    Ok(self.dir.set(dir).is_ok())
   }
 
   fn file(&self, path: &str, digest: &str, bytes: &[u8], executable: bool) -> Result<(), StoreError> {
-    let at = Importer::direct_path(self.dest, path);
+    let dir = self.dir.get().ok_or_else(|| StoreError::Import {
+      path: self.dest.to_path_buf(),
+      source: std::io::Error::other("a file before the package directory was prepared"),
+    })?;
+    let rel = Importer::direct_name(path);
     if self.copies.load(Ordering::Relaxed) {
-      return self.ctx.blobs.write_with_copy(digest, bytes, executable, &at);
+      return self.ctx.blobs.write_with_copy(digest, bytes, executable, dir, &rel);
     }
-    if !self.ctx.blobs.write_at(digest, bytes, executable, &at)? {
+    if !self.ctx.blobs.write_at(digest, bytes, executable, dir, &rel)? {
       // The store cannot link into this project: later packages are stored, then imported.
       self.ctx.direct.store(false, Ordering::Relaxed);
       self.unlinked.store(true, Ordering::Relaxed);

@@ -151,21 +151,26 @@ impl Importer {
   }
 
   /// Prepares `dest` for files written into it directly, in-package `paths` (see
-  /// [`Importer::hardlinks`]). False when `dest` is complete already: nothing to write.
-  pub fn begin_direct<'p>(&self, dest: &Path, paths: impl Iterator<Item = &'p str>) -> std::io::Result<bool> {
+  /// [`Importer::hardlinks`]), and returns it open. `None` when `dest` is complete already:
+  /// nothing to write.
+  pub fn begin_direct<'p>(
+    &self,
+    dest: &Path,
+    paths: impl Iterator<Item = &'p str>,
+  ) -> std::io::Result<Option<Dir>> {
     if dest.join("package.json").exists() {
-      return Ok(false);
+      return Ok(None);
     }
-    prepare_dir(dest, paths).map(|_| true).map_err(|(_, e)| e)
+    prepare_dir(dest, paths).map(Some).map_err(|(_, e)| e)
   }
 
-  /// Where a directly written file goes: `package.json`, the completion marker, under a
-  /// temporary name until [`Importer::finish_direct`].
-  pub fn direct_path(dest: &Path, path: &str) -> PathBuf {
+  /// Where, in the package directory, a directly written file goes: `package.json`, the
+  /// completion marker, under a temporary name until [`Importer::finish_direct`].
+  pub fn direct_name(path: &str) -> std::borrow::Cow<'_, str> {
     if path == "package.json" {
-      marker_temp(dest, path)
+      marker_temp_name(path).into()
     } else {
-      dest.join(path)
+      path.into()
     }
   }
 

@@ -111,6 +111,20 @@ impl Dir {
     }
   }
 
+  /// A hard link at `to` (in this directory) to `from` in `from_dir`.
+  pub fn hard_link_from(&self, from_dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+      let (from, to) = (c(from)?, c(to)?);
+      // SAFETY: valid descriptors and NUL-terminated paths.
+      check(unsafe { libc::linkat(fd(from_dir), from.as_ptr(), fd(self), to.as_ptr(), 0) })
+    }
+    #[cfg(not(unix))]
+    {
+      std::fs::hard_link(from_dir.join(from), self.join(to))
+    }
+  }
+
   /// A new file at `rel`, for writing; `AlreadyExists` if something is there (a file there
   /// may be a hard link to a store blob: it is removed, never truncated).
   pub fn create_new(&self, rel: &str, mode: u32) -> io::Result<std::fs::File> {
@@ -213,6 +227,8 @@ mod tests {
     std::io::Write::write_all(&mut pkg.create_new("c.tmp", 0o644).unwrap(), b"new").unwrap();
     assert_eq!(pkg.create_new("c.tmp", 0o644).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     pkg.rename("c.tmp", "c").unwrap();
+    files.hard_link_from(&pkg, "c", "ab/c").unwrap();
+    assert_eq!(std::fs::read(store.join("ab/c")).unwrap(), b"new");
     assert_eq!(std::fs::read(tmp.path().join("c")).unwrap(), b"new");
     pkg.remove_file("c").unwrap();
     assert!(!tmp.path().join("c").exists());

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use dashmap::DashSet;
 use sha2::{Digest, Sha512};
 
+use crate::at::Dir;
 use crate::dir::StoreDir;
 use crate::error::StoreError;
 
@@ -19,6 +21,7 @@ pub fn sha512_hex(bytes: &[u8]) -> String {
 pub struct BlobWriter {
   store: StoreDir,
   placed: DashSet<(String, bool), rustc_hash::FxBuildHasher>,
+  files: OnceLock<Option<Dir>>,
   counter: AtomicU64,
   /// Set once `O_TMPFILE` turned out not to work here.
   #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -30,6 +33,7 @@ impl BlobWriter {
     BlobWriter {
       store,
       placed: DashSet::default(),
+      files: OnceLock::new(),
       counter: AtomicU64::new(0),
       no_tmpfile: AtomicBool::new(false),
     }
@@ -74,33 +78,41 @@ impl BlobWriter {
     Ok(path)
   }
 
-  /// Stores `bytes` by way of `at`, a new file outside the store (a package's imported copy):
-  /// written whole there first, then hard-linked under its content name, so the store only
-  /// ever sees the whole file. Afterwards `at` and the blob are one file, as a hardlink
-  /// import leaves them, and the file was written once instead of written and then linked.
+  /// Stores `bytes` by way of `rel` in `dir`, a new file outside the store (a package's
+  /// imported copy): written whole there first, then hard-linked under its content name, so
+  /// the store only ever sees the whole file. Afterwards that file and the blob are one file,
+  /// as a hardlink import leaves them, and it was written once instead of written and then
+  /// linked.
   ///
-  /// Returns false when the store cannot link to `at` (another file system, a link limit):
-  /// `at` then keeps an ordinary copy, the blob is written on its own, and later calls should
-  /// not try again.
+  /// Returns false when the store cannot link to it (another file system, a link limit): it
+  /// then stays an ordinary copy, the blob is written on its own, and later calls should not
+  /// try again.
   pub fn write_at(
     &self,
     hex_digest: &str,
     bytes: &[u8],
     executable: bool,
-    at: &Path,
+    dir: &Dir,
+    rel: &str,
   ) -> Result<bool, StoreError> {
     let path = self.store.blob_path(hex_digest, executable);
     let key = (hex_digest.to_string(), executable);
-    let at_err = |source: std::io::Error| StoreError::Import { path: at.to_path_buf(), source };
+    let at_err = |source: std::io::Error| StoreError::Import { path: dir.join(rel), source };
+    let files = self.files();
     if self.placed.contains(&key) {
-      link_replacing(&path, at).map_err(at_err)?;
+      link_replacing(files, &path, dir, rel).map_err(at_err)?;
       return Ok(true);
     }
-    write_copy(at, bytes, executable).map_err(at_err)?;
+    write_copy(dir, rel, bytes, executable).map_err(at_err)?;
     let err = |source: std::io::Error| StoreError::Write { path: path.clone(), source };
-    let linked = match std::fs::hard_link(at, &path) {
+    // Both names relative to open directories: a path walk of a few components each.
+    let link = || match files.and_then(|f| f.relative(&path).map(|r| (f, r))) {
+      Some((files, blob)) => files.hard_link_from(dir, rel, blob),
+      None => std::fs::hard_link(dir.join(rel), &path),
+    };
+    let linked = match link() {
       Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-        path.parent().map_or(Err(e), std::fs::create_dir_all).and_then(|()| std::fs::hard_link(at, &path))
+        path.parent().map_or(Err(e), std::fs::create_dir_all).and_then(|()| link())
       }
       other => other,
     };
@@ -109,14 +121,16 @@ impl BlobWriter {
       Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
         if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
           // The store's blob is the one every project shares: `at` becomes it too.
-          link_replacing(&path, at).map_err(at_err)?;
+          link_replacing(files, &path, dir, rel).map_err(at_err)?;
         } else {
           // A torn blob (a crashed writer): the whole file takes its name.
           let tmp = self.temp_path(&path);
-          std::fs::hard_link(at, &tmp).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-          })?;
+          std::fs::hard_link(dir.join(rel), &tmp).and_then(|()| std::fs::rename(&tmp, &path)).map_err(
+            |e| {
+              let _ = std::fs::remove_file(&tmp);
+              err(e)
+            },
+          )?;
         }
       }
       Err(e) if cannot_link(&e) => {
@@ -129,17 +143,25 @@ impl BlobWriter {
     Ok(true)
   }
 
-  /// Stores `bytes` as a blob and writes a separate copy of them at `at`: the files of a
-  /// package that will be built, which must never write through a link into the store.
+  /// Stores `bytes` as a blob and writes a separate copy of them at `rel` in `dir`: the files
+  /// of a package that will be built, which must never write through a link into the store.
   pub fn write_with_copy(
     &self,
     hex_digest: &str,
     bytes: &[u8],
     executable: bool,
-    at: &Path,
+    dir: &Dir,
+    rel: &str,
   ) -> Result<(), StoreError> {
     self.write(hex_digest, bytes, executable)?;
-    write_copy(at, bytes, executable).map_err(|source| StoreError::Import { path: at.to_path_buf(), source })
+    write_copy(dir, rel, bytes, executable)
+      .map_err(|source| StoreError::Import { path: dir.join(rel), source })
+  }
+
+  /// The store's `files/`, held open from the first call (`None` if it cannot be opened:
+  /// calls then take full paths).
+  fn files(&self) -> Option<&Dir> {
+    self.files.get_or_init(|| Dir::open(&self.store.root().join("files")).ok()).as_ref()
   }
 
   /// Creates the blob if nothing is at `path`; `AlreadyExists` otherwise.
@@ -312,43 +334,30 @@ fn cannot_link(e: &std::io::Error) -> bool {
   }
 }
 
-/// Makes `to` a hard link to `from`, replacing whatever file is at `to`.
-fn link_replacing(from: &Path, to: &Path) -> std::io::Result<()> {
-  match std::fs::hard_link(from, to) {
+/// Makes `rel` in `dir` a hard link to the blob `from`, replacing whatever file is there.
+fn link_replacing(files: Option<&Dir>, from: &Path, dir: &Dir, rel: &str) -> std::io::Result<()> {
+  match dir.hard_link(files, from, rel) {
     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-      std::fs::remove_file(to)?;
-      std::fs::hard_link(from, to)
+      dir.remove_file(rel)?;
+      dir.hard_link(files, from, rel)
     }
     other => other,
   }
 }
 
-/// Writes a package's own copy of a file at `at`. What an interrupted import left there is
-/// removed, not truncated: it may be a hard link to a blob.
-fn write_copy(at: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+/// Writes a package's own copy of a file at `rel` in `dir`. What an interrupted import left
+/// there is removed, not truncated: it may be a hard link to a blob.
+fn write_copy(dir: &Dir, rel: &str, bytes: &[u8], executable: bool) -> std::io::Result<()> {
   crate::limits::retry_out_of_descriptors(|| {
-    let mut file = match open_excl(at, executable) {
+    let mut file = match dir.create_new(rel, mode(executable)) {
       Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-        std::fs::remove_file(at)?;
-        open_excl(at, executable)
+        dir.remove_file(rel)?;
+        dir.create_new(rel, mode(executable))
       }
       other => other,
     }?;
     file.write_all(bytes)
   })
-}
-
-fn open_excl(path: &Path, executable: bool) -> std::io::Result<std::fs::File> {
-  let mut options = std::fs::OpenOptions::new();
-  options.write(true).create_new(true);
-  #[cfg(unix)]
-  {
-    use std::os::unix::fs::OpenOptionsExt;
-    options.mode(mode(executable));
-  }
-  #[cfg(not(unix))]
-  let _ = executable;
-  options.open(path)
 }
 
 fn write_new(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
@@ -459,7 +468,8 @@ mod tests {
     // Written by way of a package's copy: the copy becomes the existing blob.
     let copy = dir.path().join("copy");
     std::fs::write(&copy, b"leftover").unwrap();
-    assert!(BlobWriter::new(store.clone()).write_at(&hex, b"shared", false, &copy).unwrap());
+    let at = Dir::open(dir.path()).unwrap();
+    assert!(BlobWriter::new(store.clone()).write_at(&hex, b"shared", false, &at, "copy").unwrap());
     assert_eq!(std::fs::metadata(&copy).unwrap().ino(), inode);
     assert_eq!(std::fs::read(&copy).unwrap(), b"shared");
   }
