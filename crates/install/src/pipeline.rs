@@ -246,7 +246,14 @@ pub async fn install(
   let Ctx { writer, importer, fetched, reused, files, bytes, needs_build, .. } = ctx;
   let needs_build: HashSet<String> = needs_build.into_inner().unwrap_or_default().into_iter().collect();
   let deps_requiring_build = crate::builds::dependency_order(&wanted.lockfile, &needs_build);
-  let committed = blocking(move || writer.finish()).await?;
+  let (committed, writer) = blocking(move || {
+    let mut writer = writer;
+    (writer.finish(), writer)
+  })
+  .await?;
+  // The index closes (a WAL checkpoint) while the links below are made; the install ends
+  // once it is done. After a failure it finishes on its own.
+  let index_closed = tokio::task::spawn_blocking(move || drop(writer));
   let failed = result?;
   committed?;
   if cancel.is_cancelled() {
@@ -306,6 +313,7 @@ pub async fn install(
     }
   };
   let (bin_warnings, roots) = blocking(finish).await??;
+  index_closed.await.map_err(|e| InstallError::Internal(panic_message(e)))?;
   for message in bin_warnings {
     reporter.emit(Event::Warning { message });
   }

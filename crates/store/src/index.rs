@@ -150,7 +150,10 @@ enum Message {
 pub struct IndexWriter {
   path: PathBuf,
   tx: Option<mpsc::Sender<Message>>,
-  thread: Option<JoinHandle<Result<usize, StoreError>>>,
+  /// The thread's result, sent once every queued row is committed (before it closes the
+  /// connection). In a mutex only to make the writer `Sync`: `finish` takes it by `&mut`.
+  done: std::sync::Mutex<mpsc::Receiver<Result<usize, StoreError>>>,
+  thread: Option<JoinHandle<()>>,
 }
 
 impl IndexWriter {
@@ -161,11 +164,18 @@ impl IndexWriter {
     let conn = open(store, 2048)?;
     let path = store.index_db();
     let (tx, rx) = mpsc::channel::<Message>();
+    let (done_tx, done) = mpsc::channel();
     let thread = std::thread::Builder::new()
       .name("pacquet-index-writer".into())
-      .spawn(move || write_loop(conn, path, rx))
+      .spawn(move || {
+        let mut conn = conn;
+        let _ = done_tx.send(write_loop(&mut conn, path, rx));
+        // Closing the last connection checkpoints the WAL into index.db (~40 ms for
+        // alotta): the install links meanwhile, and waits for it only when dropping this.
+        drop(conn);
+      })
       .map_err(|source| StoreError::Write { path: store.index_db(), source })?;
-    Ok(IndexWriter { path: store.index_db(), tx: Some(tx), thread: Some(thread) })
+    Ok(IndexWriter { path: store.index_db(), tx: Some(tx), done: done.into(), thread: Some(thread) })
   }
 
   /// Queues a row. Call only once every blob the row names is in place.
@@ -182,16 +192,16 @@ impl IndexWriter {
     }
   }
 
-  /// Commits what is queued and returns the number of rows written.
-  pub fn finish(mut self) -> Result<usize, StoreError> {
-    self.tx.take();
-    match self.thread.take().map(|t| t.join()) {
-      Some(Ok(result)) => result,
-      // The writer died: rows it had not committed are lost (their blobs stay, harmless),
-      // and the caller must not report success.
-      Some(Err(_)) => Err(StoreError::WriterFailed { path: self.path.clone() }),
-      None => Ok(0),
+  /// Waits until every queued row is committed and returns how many were written. The
+  /// connection is closed in the background; dropping the writer waits for that.
+  pub fn finish(&mut self) -> Result<usize, StoreError> {
+    if self.tx.take().is_none() {
+      return Ok(0);
     }
+    // The writer died: rows it had not committed are lost (their blobs stay, harmless), and
+    // the caller must not report success.
+    let done = self.done.get_mut().map_err(|_| StoreError::WriterFailed { path: self.path.clone() })?;
+    done.recv().unwrap_or_else(|_| Err(StoreError::WriterFailed { path: self.path.clone() }))
   }
 }
 
@@ -204,7 +214,11 @@ impl Drop for IndexWriter {
   }
 }
 
-fn write_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Message>) -> Result<usize, StoreError> {
+fn write_loop(
+  conn: &mut Connection,
+  path: PathBuf,
+  rx: mpsc::Receiver<Message>,
+) -> Result<usize, StoreError> {
   let err = |source| StoreError::IndexQuery { path: path.clone(), source };
   let mut written = 0;
   let mut first_error = None;
@@ -258,10 +272,11 @@ mod tests {
   fn rows_written_are_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreDir::new(dir.path());
-    let writer = IndexWriter::open(&store).unwrap();
+    let mut writer = IndexWriter::open(&store).unwrap();
     writer.put(index_key("sha512-x", "a@1.0.0"), vec![1, 2, 3]);
     writer.put(index_key("sha512-y", "b@1.0.0"), vec![4]);
     assert_eq!(writer.finish().unwrap(), 2);
+    drop(writer);
     let reader = IndexReader::open(&store).unwrap();
     let rows = reader.get_many(&["sha512-x\ta@1.0.0", "sha512-z\tc@1.0.0"]).unwrap();
     assert_eq!(rows.len(), 1);
