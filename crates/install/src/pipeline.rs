@@ -251,13 +251,22 @@ pub async fn install(
     (writer.finish(), writer)
   })
   .await?;
-  // The index closes (a WAL checkpoint) while the links below are made; the install ends
-  // once it is done. After a failure it finishes on its own.
-  let index_closed = tokio::task::spawn_blocking(move || drop(writer));
-  let failed = result?;
-  committed?;
+  // The index closes (a WAL checkpoint) while the links below are made: dropping the writer
+  // waits for that, last. Every return waits for it, so no handle on index.db outlives the
+  // install (Windows would not let the store be removed meanwhile).
+  let close_then = |writer: IndexWriter, error: InstallError| async move {
+    let _ = blocking(move || drop(writer)).await;
+    Err(error)
+  };
+  let failed = match result {
+    Ok(failed) => failed,
+    Err(e) => return close_then(writer, e).await,
+  };
+  if let Err(e) = committed {
+    return close_then(writer, e.into()).await;
+  }
   if cancel.is_cancelled() {
-    return Err(InstallError::Aborted);
+    return close_then(writer, InstallError::Aborted).await;
   }
 
   let link_started = Instant::now();
@@ -273,6 +282,8 @@ pub async fn install(
     let skipped_paths: Vec<String> = skipped.iter().map(|s| s.dep_path.clone()).collect();
     let deps_requiring_build = deps_requiring_build.clone();
     move || -> Result<(Vec<String>, Vec<crate::events::RootDep>), InstallError> {
+      // Dropped last, whichever way this returns: see `close_then`.
+      let _writer = writer;
       if !failed.is_empty() {
         forget_failed(&failed, &failed_dirs, &slot_links);
       }
@@ -313,7 +324,6 @@ pub async fn install(
     }
   };
   let (bin_warnings, roots) = blocking(finish).await??;
-  index_closed.await.map_err(|e| InstallError::Internal(panic_message(e)))?;
   for message in bin_warnings {
     reporter.emit(Event::Warning { message });
   }
@@ -367,7 +377,8 @@ fn lookup(
   let keys: Vec<&str> = slots.iter().filter_map(|s| s.index_key.as_deref()).collect();
   let rows = if keys.is_empty() { Default::default() } else { IndexReader::open(store)?.get_many(&keys)? };
   // A row takes ~180 bytes per file (path, hex digest, mode, size, time; alotta: 183).
-  let verified = pacquet_store::verified_blobs(rows.values().map(|r| r.len()).sum::<usize>() / 180);
+  let expected_blobs = if verify { rows.values().map(|r| r.len()).sum::<usize>() / 180 } else { 0 };
+  let verified = pacquet_store::verified_blobs(expected_blobs);
   let files = pacquet_store::at::Dir::open(&store.root().join("files")).ok();
   let verifier = Verifier { store, verified: &verified, check: verify, files: files.as_ref() };
   slots
@@ -591,6 +602,8 @@ async fn fetch_and_import(
     let stage =
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
     let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
+    // Closes the package directory it held open.
+    drop(direct);
     drop(bytes);
     let requires_build = extracted.requires_build;
     let row = PackageFilesIndex {

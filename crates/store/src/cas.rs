@@ -21,7 +21,7 @@ pub fn sha512_hex(bytes: &[u8]) -> String {
 pub struct BlobWriter {
   store: StoreDir,
   placed: DashSet<(String, bool), rustc_hash::FxBuildHasher>,
-  files: OnceLock<Option<Dir>>,
+  files: OnceLock<Dir>,
   counter: AtomicU64,
   /// Set once `O_TMPFILE` turned out not to work here.
   #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -158,10 +158,14 @@ impl BlobWriter {
       .map_err(|source| StoreError::Import { path: dir.join(rel), source })
   }
 
-  /// The store's `files/`, held open from the first call (`None` if it cannot be opened:
-  /// calls then take full paths).
+  /// The store's `files/`, held open once it could be opened (`None` until then: calls take
+  /// full paths, and a later call tries again).
   fn files(&self) -> Option<&Dir> {
-    self.files.get_or_init(|| Dir::open(&self.store.root().join("files")).ok()).as_ref()
+    if let Some(dir) = self.files.get() {
+      return Some(dir);
+    }
+    let dir = Dir::open(&self.store.root().join("files")).ok()?;
+    Some(self.files.get_or_init(|| dir))
   }
 
   /// Creates the blob if nothing is at `path`; `AlreadyExists` otherwise.

@@ -38,8 +38,11 @@ impl Verifier<'_> {
   pub fn files(&self, files: IndexMap<String, FileInfo>) -> Option<Vec<(String, PathBuf, u32)>> {
     let mut out = Vec::with_capacity(files.len());
     for (rel, info) in files {
+      // Lowercase only: an uppercase digest names no blob (`files/AB/…`), a miss as before,
+      // and must not share the key of the lowercase one verified already.
+      let lower_hex = info.digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
       let mut digest = [0u8; 64];
-      if info.digest.len() != 128 || hex::decode_to_slice(&info.digest, &mut digest).is_err() {
+      if info.digest.len() != 128 || !lower_hex || hex::decode_to_slice(&info.digest, &mut digest).is_err() {
         return None;
       }
       let path = self.store.blob_path(&info.digest, info.is_executable());
@@ -50,7 +53,7 @@ impl Verifier<'_> {
         }
         self.verified.insert(key);
       }
-      out.push((rel.clone(), path, info.mode));
+      out.push((rel, path, info.mode));
     }
     Some(out)
   }
@@ -105,6 +108,8 @@ mod tests {
     let v = Verifier { store: &store, verified: &verified, check: true, files: None };
     // Never checked (checkedAt absent): re-hashed, passes.
     assert!(v.files(files_for(&digest, 5, None)).is_some());
+    // The same digest in capitals names no blob: a miss, although its bytes were verified.
+    assert!(v.files(files_for(&digest.to_uppercase(), 5, None)).is_none());
     // Same size, other bytes: detected and removed.
     std::fs::write(&path, b"jello").unwrap();
     let fresh = VerifiedBlobs::default();
