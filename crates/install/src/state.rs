@@ -164,6 +164,7 @@ pub fn utc_string_now() -> String {
 
 /// Writes via a temporary file and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+  remove_stale_temps(path);
   let tmp = path.with_file_name(format!(
     "{}.{}.tmp",
     path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
@@ -173,6 +174,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
   std::fs::rename(&tmp, path).inspect_err(|_| {
     let _ = std::fs::remove_file(&tmp);
   })
+}
+
+/// Removes the temporary files of `path` (`<name>.<pid>.tmp`) that a killed install left:
+/// its own, or of a process that is gone. A live process's may be about to be renamed.
+fn remove_stale_temps(path: &Path) {
+  let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+    return;
+  };
+  let Ok(entries) = std::fs::read_dir(dir) else { return };
+  let prefix = format!("{name}.");
+  for entry in entries.flatten() {
+    let file = entry.file_name();
+    let pid = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|rest| rest.strip_suffix(".tmp"));
+    let Some(Ok(pid)) = pid.map(str::parse::<u32>) else { continue };
+    if pid == std::process::id() || !process_alive(pid) {
+      let _ = std::fs::remove_file(entry.path());
+    }
+  }
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+  // 0 and negative ids would name process groups.
+  let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+  if pid <= 0 {
+    return false;
+  }
+  // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+  let found = unsafe { libc::kill(pid, 0) } == 0;
+  // EPERM: it exists, owned by someone else.
+  found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Without a cheap check, another process's file is left alone.
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+  true
 }
 
 /// Proof that `node_modules` holds exactly what a lockfile asks for: the lockfile's bytes'
@@ -210,6 +248,25 @@ pub fn lockfile_hash(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[cfg(unix)]
+  #[test]
+  fn temps_of_killed_writers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".modules.yaml");
+    // Above Linux's and macOS's highest process id: a writer that is gone.
+    let gone = dir.path().join(".modules.yaml.999999999.tmp");
+    let live = dir.path().join(format!(".modules.yaml.{}.tmp", std::os::unix::process::parent_id()));
+    let other = dir.path().join(".modules.yaml.backup.tmp");
+    for f in [&gone, &live, &other] {
+      std::fs::write(f, b"").unwrap();
+    }
+    write_atomic(&path, b"x").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"x");
+    assert!(!gone.exists());
+    assert!(live.exists(), "a live process's temp file stays");
+    assert!(other.exists(), "not a temp file of ours");
+  }
 
   #[test]
   fn utc_strings_look_like_javascripts() {
