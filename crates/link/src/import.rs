@@ -112,28 +112,41 @@ impl Importer {
     }
     let dir = prepare_dir(dest, files.iter().map(|f| f.path))
       .map_err(|(path, source)| LinkError::Mkdir { path, source })?;
-    let place = |f: &PackageFile<'_>, to: &str| {
-      if copy {
-        self.place_with(COPY, f, &dir, to).map_err(|source| LinkError::Import {
-          from: f.blob.to_path_buf(),
-          to: dir.join(to),
-          method: "copy",
-          source,
-        })
-      } else {
-        self.place(f, &dir, to)
+    // Placed under another name, then renamed: a copy or clone cut short (the process killed)
+    // must not leave a half-written marker that claims the import complete.
+    let tmp = files.get(marker).map(|f| marker_temp_name(f.path));
+    if copy {
+      let order: Vec<(&PackageFile<'_>, &str)> = (files.iter().enumerate())
+        .filter(|(i, _)| *i != marker)
+        .map(|(_, f)| (f, f.path))
+        .chain(files.get(marker).zip(tmp.as_deref()))
+        .collect();
+      for chunk in order.chunks(PREFETCH) {
+        // Copies read their blobs, and a blob not in the page cache is a wait on the disk:
+        // opened and announced a chunk at a time, the reads overlap instead of queueing.
+        let mut sources: Vec<Option<std::fs::File>> =
+          chunk.iter().map(|(f, _)| Dir::open_read(self.store_files.as_ref(), f.blob).ok()).collect();
+        sources.iter().flatten().for_each(will_need);
+        for ((f, to), source) in chunk.iter().zip(sources.iter_mut()) {
+          self.copy_from(f, &dir, to, source.take()).map_err(|source| LinkError::Import {
+            from: f.blob.to_path_buf(),
+            to: dir.join(to),
+            method: "copy",
+            source,
+          })?;
+        }
       }
-    };
-    for (i, f) in files.iter().enumerate() {
-      if i != marker {
-        place(f, f.path)?;
+    } else {
+      for (i, f) in files.iter().enumerate() {
+        if i != marker {
+          self.place(f, &dir, f.path)?;
+        }
       }
     }
-    if let Some(f) = files.get(marker) {
-      // Placed under another name, then renamed: a copy or clone cut short (the process
-      // killed) must not leave a half-written marker that claims the import complete.
-      let tmp = marker_temp_name(f.path);
-      place(f, &tmp)?;
+    if let (Some(f), Some(tmp)) = (files.get(marker), tmp) {
+      if !copy {
+        self.place(f, &dir, &tmp)?;
+      }
       dir.rename(&tmp, f.path).map_err(|source| {
         let _ = dir.remove_file(&tmp);
         LinkError::Import { from: dir.join(&tmp), to: dir.join(f.path), method: "rename", source }
@@ -214,6 +227,32 @@ impl Importer {
         }
       }
     }
+  }
+
+  /// A copy of `file` at `to`, from `source` when the blob is open already.
+  fn copy_from(
+    &self,
+    file: &PackageFile<'_>,
+    dir: &Dir,
+    to: &str,
+    source: Option<std::fs::File>,
+  ) -> std::io::Result<()> {
+    let Some(mut source) = source else {
+      // Not opened ahead (a missing blob, no descriptor left): the general path reports or
+      // retries it.
+      return self.place_with(COPY, file, dir, to);
+    };
+    let mode = if file.executable { 0o755 } else { 0o644 };
+    let create = || pacquet_store::retry_out_of_descriptors(|| dir.create_new(to, mode));
+    let mut dest = match create() {
+      // A leftover from an interrupted import: replace it.
+      Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+        dir.remove_file(to)?;
+        create()?
+      }
+      other => other?,
+    };
+    copy_contents(&mut source, &mut dest)
   }
 
   fn place_with(&self, method: u8, file: &PackageFile<'_>, dir: &Dir, to: &str) -> std::io::Result<()> {
@@ -306,6 +345,26 @@ fn remove_leftover_markers(dest: &Path) {
 fn copy_file(from: &Path, dir: &Dir, to: &str, executable: bool) -> std::io::Result<()> {
   let mut src = std::fs::File::open(from)?;
   let mut dst = dir.create_new(to, if executable { 0o755 } else { 0o644 })?;
+  copy_contents(&mut src, &mut dst)
+}
+
+/// Blobs a package's copy opens and announces to the kernel at once (see `import_package`):
+/// enough to keep the disk busy, few enough descriptors.
+const PREFETCH: usize = 64;
+
+/// Tells the kernel that `file` will be read whole: it starts reading it now, without waiting.
+fn will_need(file: &std::fs::File) {
+  #[cfg(target_os = "linux")]
+  {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an open descriptor; advice only, its result does not matter.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+  }
+  #[cfg(not(target_os = "linux"))]
+  let _ = file;
+}
+
+fn copy_contents(src: &mut std::fs::File, dst: &mut std::fs::File) -> std::io::Result<()> {
   #[cfg(target_os = "linux")]
   {
     use std::os::fd::AsRawFd;
@@ -335,7 +394,7 @@ fn copy_file(from: &Path, dir: &Dir, to: &str, executable: bool) -> std::io::Res
       }
     }
   }
-  std::io::copy(&mut src, &mut dst).map(|_| ())
+  std::io::copy(src, dst).map(|_| ())
 }
 
 #[cfg(unix)]
@@ -368,6 +427,48 @@ mod tests {
     std::fs::write(&a, b"{\"name\":\"x\"}").unwrap();
     std::fs::write(&b, b"#!/bin/sh\n").unwrap();
     (dir, a, b)
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn copies_for_a_build_are_new_files_in_every_chunk() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("files");
+    std::fs::create_dir_all(&store).unwrap();
+    // More files than one chunk of opened blobs, the marker in the middle.
+    let blobs: Vec<PathBuf> = (0..PREFETCH * 2 + 3)
+      .map(|i| {
+        let blob = store.join(format!("blob-{i}"));
+        std::fs::write(&blob, format!("content {i}")).unwrap();
+        blob
+      })
+      .collect();
+    let paths: Vec<String> =
+      (0..blobs.len()).map(|i| if i == 70 { "package.json".into() } else { format!("lib/{i}.js") }).collect();
+    let files: Vec<PackageFile<'_>> = (0..blobs.len())
+      .map(|i| PackageFile { path: &paths[i], blob: &blobs[i], executable: i == 5 })
+      .collect();
+    let importer = Importer::new(ImportMethod::Hardlink).with_store_files(&store);
+    let dest = dir.path().join("pkg");
+    // What an interrupted copy left: replaced, not appended to.
+    std::fs::create_dir_all(dest.join("lib")).unwrap();
+    std::fs::write(dest.join("lib/3.js"), "partial").unwrap();
+    assert_eq!(importer.import_package(&dest, &files, true).unwrap(), files.len());
+    for (i, path) in paths.iter().enumerate() {
+      let meta = std::fs::metadata(dest.join(path)).unwrap();
+      assert_eq!(std::fs::read_to_string(dest.join(path)).unwrap(), format!("content {i}"));
+      assert_eq!(meta.nlink(), 1, "{path} is a copy, not a link to its blob");
+      assert_eq!(meta.mode() & 0o111 != 0, i == 5, "{path}");
+    }
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 2, "no temporary marker left");
+
+    // A missing blob fails the import with its path, and leaves no marker.
+    std::fs::remove_dir_all(&dest).unwrap();
+    std::fs::remove_file(&blobs[100]).unwrap();
+    let err = importer.import_package(&dest, &files, true).unwrap_err().to_string();
+    assert!(err.contains("blob-100"), "{err}");
+    assert!(!dest.join("package.json").exists());
   }
 
   #[test]

@@ -125,6 +125,29 @@ impl Dir {
     }
   }
 
+  /// `path` opened for reading: relative to `from_dir` when it is below it, else by its
+  /// full path.
+  pub fn open_read(from_dir: Option<&Dir>, path: &Path) -> io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+      let (dir_fd, rel) = match from_dir.and_then(|d| d.relative(path).map(|r| (d, r))) {
+        Some((d, rel)) => (fd(d), c(rel)?),
+        None => (libc::AT_FDCWD, c_path(path)?),
+      };
+      // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated path; the new descriptor
+      // is owned here.
+      let raw = unsafe { libc::openat(dir_fd, rel.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+      check(raw)?;
+      // SAFETY: openat returned a descriptor nobody else owns.
+      Ok(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+    }
+    #[cfg(not(unix))]
+    {
+      let _ = from_dir;
+      std::fs::File::open(path)
+    }
+  }
+
   /// A new file at `rel`, for writing; `AlreadyExists` if something is there (a file there
   /// may be a hard link to a store blob: it is removed, never truncated).
   pub fn create_new(&self, rel: &str, mode: u32) -> io::Result<std::fs::File> {
