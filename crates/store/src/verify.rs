@@ -38,13 +38,7 @@ impl Verifier<'_> {
   pub fn files(&self, files: IndexMap<String, FileInfo>) -> Option<Vec<(String, PathBuf, u32)>> {
     let mut out = Vec::with_capacity(files.len());
     for (rel, info) in files {
-      // Lowercase only: an uppercase digest names no blob (`files/AB/…`), a miss as before,
-      // and must not share the key of the lowercase one verified already.
-      let lower_hex = info.digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-      let mut digest = [0u8; 64];
-      if info.digest.len() != 128 || !lower_hex || hex::decode_to_slice(&info.digest, &mut digest).is_err() {
-        return None;
-      }
+      let digest = decode_lower_hex(info.digest.as_bytes())?;
       let path = self.store.blob_path(&info.digest, info.is_executable());
       let key = (digest, info.is_executable());
       if self.check && !self.verified.contains(&key) {
@@ -57,6 +51,35 @@ impl Verifier<'_> {
     }
     Some(out)
   }
+}
+
+/// A SHA-512 digest from its 128 lowercase hex digits. Lowercase only: an uppercase digest
+/// names no blob (`files/AB/…`), a miss, and must not share the key of the lowercase one
+/// verified already. One table lookup per digit, checked once at the end: this runs for every
+/// file of a warm install, and a general decoder that also takes uppercase was a tenth of its
+/// user time.
+fn decode_lower_hex(hex: &[u8]) -> Option<[u8; 64]> {
+  const BAD: u8 = 0xff;
+  static DIGITS: [u8; 256] = {
+    let mut table = [BAD; 256];
+    let mut i = 0;
+    while i < 16 {
+      table[b"0123456789abcdef"[i] as usize] = i as u8;
+      i += 1;
+    }
+    table
+  };
+  if hex.len() != 128 {
+    return None;
+  }
+  let mut out = [0u8; 64];
+  let mut seen = 0u8;
+  for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+    let (high, low) = (DIGITS[pair[0] as usize], DIGITS[pair[1] as usize]);
+    seen |= high | low;
+    *byte = high << 4 | low;
+  }
+  (seen & 0xf0 == 0).then_some(out)
 }
 
 fn verify_blob(files: Option<&Dir>, path: &Path, size: u64, digest: &str, checked_at: Option<f64>) -> bool {
@@ -94,6 +117,16 @@ mod tests {
     let mut files = IndexMap::new();
     files.insert("a.txt".to_string(), FileInfo { digest: digest.to_string(), mode: 0o644, size, checked_at });
     files
+  }
+
+  #[test]
+  fn digests_are_lowercase_hex_of_64_bytes() {
+    let digest = sha512_hex(b"x");
+    let bytes = decode_lower_hex(digest.as_bytes()).unwrap();
+    assert_eq!(hex::encode(bytes), digest);
+    for bad in [digest.to_uppercase(), digest[1..].to_string(), format!("{}g", &digest[1..]), String::new()] {
+      assert!(decode_lower_hex(bad.as_bytes()).is_none(), "{bad}");
+    }
   }
 
   #[test]
