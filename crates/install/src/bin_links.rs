@@ -23,7 +23,6 @@ pub struct BinLinks<'a> {
   pub settings: &'a Settings,
   /// Slots imported by this install (others kept their `.bin` from before).
   pub changed: &'a HashSet<String>,
-  pub hoisted: &'a HoistResult,
 }
 
 /// Manifests read from disk once per package directory.
@@ -54,24 +53,41 @@ impl BinLinks<'_> {
     self.lockfile.packages.get(remove_peer_suffix(dep_path)).and_then(|p| p.has_bin).unwrap_or(false)
   }
 
-  /// Links every `.bin` and returns pnpm's warnings for commands it could not link.
-  pub fn link(&self) -> Result<Vec<String>, InstallError> {
-    let options = LinkOptions {
+  /// Links every `.bin` and returns the hoisting and pnpm's warnings for commands it could
+  /// not link. `hoist` makes the hoisted links: the slots' `.bin`s do not go through them and
+  /// are made meanwhile, the hoisted and importers' ones after it.
+  pub fn link<H>(&self, hoist: H) -> Result<(HoistResult, Vec<String>), InstallError>
+  where
+    H: FnOnce() -> Result<HoistResult, InstallError> + Send,
+  {
+    let manifests = Manifests::default();
+    let (hoisted, slots) = rayon::join(hoist, || self.link_slots(&manifests));
+    let hoisted = hoisted?;
+    let mut warnings = slots?;
+    warnings.extend(self.link_hoisted_and_importers(&manifests, &hoisted)?);
+    Ok((hoisted, warnings))
+  }
+
+  fn options(&self) -> LinkOptions {
+    LinkOptions {
       extra_node_path: bins::extra_node_path(
         &self.settings.virtual_store_dir,
         !self.settings.hoist_pattern.is_empty(),
         true,
       ),
       ..LinkOptions::default()
-    };
-    let manifests = Manifests::default();
-    let dep_path_of: HashMap<&Path, &str> =
-      self.plan.slots.iter().map(|s| (s.pkg_dir.as_path(), s.dep_path.as_str())).collect();
-    let io = |path: &Path| {
-      let path = path.to_path_buf();
-      move |source| InstallError::Fs { path, source }
-    };
-    let mut warnings: Vec<String> = self
+    }
+  }
+
+  fn dep_path_of(&self) -> HashMap<&Path, &str> {
+    self.plan.slots.iter().map(|s| (s.pkg_dir.as_path(), s.dep_path.as_str())).collect()
+  }
+
+  /// Each imported slot's `.bin`: its dependencies' commands.
+  fn link_slots(&self, manifests: &Manifests) -> Result<Vec<String>, InstallError> {
+    let options = self.options();
+    let dep_path_of = self.dep_path_of();
+    self
       .plan
       .slots
       .par_iter()
@@ -119,18 +135,26 @@ impl BinLinks<'_> {
         }
         Ok(warnings)
       })
-      .collect::<Result<Vec<_>, _>>()?
-      .into_iter()
-      .flatten()
-      .collect();
+      .collect::<Result<Vec<_>, _>>()
+      .map(|w| w.into_iter().flatten().collect())
+  }
 
-    // The private hoisting directory: its packages' commands, through the hoisted links.
+  /// The private hoisting directory's `.bin` (its packages' commands, through the hoisted
+  /// links) and each importer's.
+  fn link_hoisted_and_importers(
+    &self,
+    manifests: &Manifests,
+    hoisted_deps: &HoistResult,
+  ) -> Result<Vec<String>, InstallError> {
+    let options = self.options();
+    let dep_path_of = self.dep_path_of();
+    let mut warnings = Vec::new();
     let pkg_dirs: HashMap<&str, &Path> =
       self.plan.slots.iter().map(|s| (s.dep_path.as_str(), s.pkg_dir.as_path())).collect();
     let private = self.settings.virtual_store_dir.join("node_modules");
     let mut public: Vec<(Command, bool)> = Vec::new();
     let mut hoisted: Vec<(Command, bool)> = Vec::new();
-    for h in &self.hoisted.dependencies {
+    for h in &hoisted_deps.dependencies {
       let Some(real) = pkg_dirs.get(h.dep_path.as_str()) else { continue };
       if !self.has_bin(&h.dep_path) {
         continue;
@@ -195,4 +219,9 @@ impl BinLinks<'_> {
     }
     Ok(warnings)
   }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
+  let path = path.to_path_buf();
+  move |source| InstallError::Fs { path, source }
 }

@@ -161,7 +161,10 @@ pub(crate) fn hoist_and_link(
       let dir = if p.public { public_dir } else { &private_dir };
       links.push((dir.join(&p.alias), crate::plan::normalize(&settings.lockfile_dir.join(&p.importer_id))));
     }
-    links.par_iter().try_for_each(|(link, target)| symlink_dir(target, link))?;
+    // One at a time: nearly all go into one directory, whose entries the kernel makes one at
+    // a time anyway (a second thread only spun on its lock). The slots' `.bin`s are made on
+    // the other threads meanwhile (see `BinLinks::link`).
+    links.iter().try_for_each(|(link, target)| symlink_dir(target, link))?;
     wanted_links.extend(links.into_iter().map(|(l, _)| l));
     result
   };

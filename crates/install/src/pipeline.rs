@@ -293,18 +293,18 @@ pub async fn install(
       remove_stale(&removed_slots, &stale_links, &removed_importers);
       let roots =
         if report_roots { crate::report::new_direct_deps(&wanted.lockfile, &importers) } else { Vec::new() };
-      link_importers(&importers)?;
-      let hoisted = hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)?;
-      let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))
-        .map_err(|e| InstallError::Internal(e.to_string()))?;
-      let bin_warnings = crate::bin_links::BinLinks {
+      let (hoisted, bin_warnings) = crate::bin_links::BinLinks {
         lockfile: &wanted.lockfile,
         plan: &plan,
         settings: &settings,
         changed: &changed,
-        hoisted: &hoisted,
       }
-      .link()?;
+      .link(|| {
+        link_importers(&importers)?;
+        hoist_and_link(&settings, &wanted, &plan, &skipped_paths, previous_hoisted)
+      })?;
+      let hoisted_json = serde_json::to_value(crate::hoist::hoisted_dependencies(&hoisted))
+        .map_err(|e| InstallError::Internal(e.to_string()))?;
       // pnpm imports directory packages on every install: no repeat-install shortcut with them.
       let has_local = plan.slots.iter().any(|s| matches!(s.source, Source::Directory { .. }));
       let repeat = (failed.is_empty() && !has_local).then_some(repeat).flatten();
