@@ -225,6 +225,42 @@ async fn a_damaged_blob_is_detected_and_fetched_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_install_of_many_packages_refetches_exactly_the_damaged_ones() {
+  // Enough packages that the store is read in several chunks; damage in the first and last.
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  let names: Vec<&'static str> = (0..300).map(|i| &*Box::leak(format!("pkg{i}").into_boxed_str())).collect();
+  let pkgs: Vec<Pkg> = names.iter().map(|n| Pkg::new(n, "1.0.0")).collect();
+  let direct: Vec<(&str, &str)> = names.iter().map(|n| (*n, "1.0.0")).collect();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &pkgs, &direct)).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  let damaged = ["pkg0", "pkg299"];
+  // Newer than the rows' checkedAt, so the blobs are hashed again.
+  std::thread::sleep(std::time::Duration::from_millis(150));
+  for name in damaged {
+    let content = format!("module.exports = '{name}@1.0.0'\n");
+    let blob = pacquet_store::StoreDir::new(store.join("v11"))
+      .blob_path(&pacquet_store::sha512_hex(content.as_bytes()), false);
+    std::fs::write(&blob, content.replace("module", "mod-ule")).unwrap();
+  }
+  registry.clear_requests();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.fetched, summary.reused), (2, 298));
+  let mut fetched = registry.requests();
+  fetched.sort();
+  assert_eq!(fetched, ["/pkg0/-/pkg0-1.0.0.tgz", "/pkg299/-/pkg299-1.0.0.tgz"]);
+  for name in ["pkg0", "pkg150", "pkg299"] {
+    assert_eq!(
+      std::fs::read_to_string(project.join("node_modules").join(name).join("index.js")).unwrap(),
+      format!("module.exports = '{name}@1.0.0'\n")
+    );
+  }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integrity_mismatch_fails_and_records_nothing() {
   let registry = Registry::start().await;
   let tmp = tempfile::tempdir().unwrap();
