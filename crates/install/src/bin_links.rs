@@ -25,6 +25,14 @@ pub struct BinLinks<'a> {
   pub changed: &'a HashSet<String>,
 }
 
+/// What both halves of [`BinLinks::link`] use.
+struct Shared<'a> {
+  manifests: Manifests,
+  options: LinkOptions,
+  /// Each slot's package directory → its dep path.
+  dep_path_of: HashMap<&'a Path, &'a str>,
+}
+
 /// Manifests read from disk once per package directory.
 #[derive(Default)]
 struct Manifests(DashMap<PathBuf, Option<Arc<PackageBins>>>);
@@ -60,33 +68,28 @@ impl BinLinks<'_> {
   where
     H: FnOnce() -> Result<HoistResult, InstallError> + Send,
   {
-    let manifests = Manifests::default();
-    let (hoisted, slots) = rayon::join(hoist, || self.link_slots(&manifests));
+    let shared = Shared {
+      manifests: Manifests::default(),
+      options: LinkOptions {
+        extra_node_path: bins::extra_node_path(
+          &self.settings.virtual_store_dir,
+          !self.settings.hoist_pattern.is_empty(),
+          true,
+        ),
+        ..LinkOptions::default()
+      },
+      dep_path_of: self.plan.slots.iter().map(|s| (s.pkg_dir.as_path(), s.dep_path.as_str())).collect(),
+    };
+    let (hoisted, slots) = rayon::join(hoist, || self.link_slots(&shared));
     let hoisted = hoisted?;
     let mut warnings = slots?;
-    warnings.extend(self.link_hoisted_and_importers(&manifests, &hoisted)?);
+    warnings.extend(self.link_hoisted_and_importers(&shared, &hoisted)?);
     Ok((hoisted, warnings))
   }
 
-  fn options(&self) -> LinkOptions {
-    LinkOptions {
-      extra_node_path: bins::extra_node_path(
-        &self.settings.virtual_store_dir,
-        !self.settings.hoist_pattern.is_empty(),
-        true,
-      ),
-      ..LinkOptions::default()
-    }
-  }
-
-  fn dep_path_of(&self) -> HashMap<&Path, &str> {
-    self.plan.slots.iter().map(|s| (s.pkg_dir.as_path(), s.dep_path.as_str())).collect()
-  }
-
   /// Each imported slot's `.bin`: its dependencies' commands.
-  fn link_slots(&self, manifests: &Manifests) -> Result<Vec<String>, InstallError> {
-    let options = self.options();
-    let dep_path_of = self.dep_path_of();
+  fn link_slots(&self, shared: &Shared<'_>) -> Result<Vec<String>, InstallError> {
+    let Shared { manifests, options, dep_path_of } = shared;
     self
       .plan
       .slots
@@ -117,7 +120,7 @@ impl BinLinks<'_> {
         let mut warnings = Vec::new();
         if !candidates.is_empty() {
           warnings
-            .extend(bins::link_bins_with(&bin_dir, candidates, &options).map_err(io(&bin_dir))?.warnings);
+            .extend(bins::link_bins_with(&bin_dir, candidates, options).map_err(io(&bin_dir))?.warnings);
         }
         let bundles = self
           .lockfile
@@ -130,7 +133,7 @@ impl BinLinks<'_> {
           if !bundled.is_empty() {
             let candidates = bundled.into_iter().map(|c| (c, false)).collect();
             warnings
-              .extend(bins::link_bins_with(&bin_dir, candidates, &options).map_err(io(&bin_dir))?.warnings);
+              .extend(bins::link_bins_with(&bin_dir, candidates, options).map_err(io(&bin_dir))?.warnings);
           }
         }
         Ok(warnings)
@@ -143,11 +146,10 @@ impl BinLinks<'_> {
   /// links) and each importer's.
   fn link_hoisted_and_importers(
     &self,
-    manifests: &Manifests,
+    shared: &Shared<'_>,
     hoisted_deps: &HoistResult,
   ) -> Result<Vec<String>, InstallError> {
-    let options = self.options();
-    let dep_path_of = self.dep_path_of();
+    let Shared { manifests, options, dep_path_of } = shared;
     let mut warnings = Vec::new();
     let pkg_dirs: HashMap<&str, &Path> =
       self.plan.slots.iter().map(|s| (s.dep_path.as_str(), s.pkg_dir.as_path())).collect();
@@ -169,7 +171,7 @@ impl BinLinks<'_> {
     if !hoisted.is_empty() {
       let dir = bins::hoisted_bin_dir(&self.settings.virtual_store_dir);
       // pnpm ignores failures here.
-      if let Ok(linked) = bins::link_bins_with(&dir, hoisted, &options) {
+      if let Ok(linked) = bins::link_bins_with(&dir, hoisted, options) {
         warnings.extend(linked.warnings);
       }
     }
@@ -213,7 +215,7 @@ impl BinLinks<'_> {
       if direct.is_empty() && peers.is_empty() {
         continue;
       }
-      let linked = bins::link_importer_bins(&importer.modules_dir, direct, peers, &options)
+      let linked = bins::link_importer_bins(&importer.modules_dir, direct, peers, options)
         .map_err(io(&importer.modules_dir))?;
       warnings.extend(linked.warnings);
     }

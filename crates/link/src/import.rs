@@ -115,12 +115,12 @@ impl Importer {
     // Placed under another name, then renamed: a copy or clone cut short (the process killed)
     // must not leave a half-written marker that claims the import complete.
     let tmp = files.get(marker).map(|f| marker_temp_name(f.path));
+    let order = (files.iter().enumerate())
+      .filter(|(i, _)| *i != marker)
+      .map(|(_, f)| (f, f.path))
+      .chain(files.get(marker).zip(tmp.as_deref()));
     if copy {
-      let order: Vec<(&PackageFile<'_>, &str)> = (files.iter().enumerate())
-        .filter(|(i, _)| *i != marker)
-        .map(|(_, f)| (f, f.path))
-        .chain(files.get(marker).zip(tmp.as_deref()))
-        .collect();
+      let order: Vec<(&PackageFile<'_>, &str)> = order.collect();
       for chunk in order.chunks(PREFETCH) {
         // Copies read their blobs, and a blob not in the page cache is a wait on the disk:
         // opened and announced a chunk at a time, the reads overlap instead of queueing.
@@ -137,19 +137,14 @@ impl Importer {
         }
       }
     } else {
-      for (i, f) in files.iter().enumerate() {
-        if i != marker {
-          self.place(f, &dir, f.path)?;
-        }
+      for (f, to) in order {
+        self.place(f, &dir, to)?;
       }
     }
-    if let (Some(f), Some(tmp)) = (files.get(marker), tmp) {
-      if !copy {
-        self.place(f, &dir, &tmp)?;
-      }
-      dir.rename(&tmp, f.path).map_err(|source| {
-        let _ = dir.remove_file(&tmp);
-        LinkError::Import { from: dir.join(&tmp), to: dir.join(f.path), method: "rename", source }
+    if let (Some(f), Some(tmp)) = (files.get(marker), tmp.as_deref()) {
+      dir.rename(tmp, f.path).map_err(|source| {
+        let _ = dir.remove_file(tmp);
+        LinkError::Import { from: dir.join(tmp), to: dir.join(f.path), method: "rename", source }
       })?;
     }
     Ok(files.len())
@@ -243,15 +238,8 @@ impl Importer {
       return self.place_with(COPY, file, dir, to);
     };
     let mode = if file.executable { 0o755 } else { 0o644 };
-    let create = || pacquet_store::retry_out_of_descriptors(|| dir.create_new(to, mode));
-    let mut dest = match create() {
-      // A leftover from an interrupted import: replace it.
-      Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-        dir.remove_file(to)?;
-        create()?
-      }
-      other => other?,
-    };
+    let mut dest =
+      replacing_leftover(dir, to, || pacquet_store::retry_out_of_descriptors(|| dir.create_new(to, mode)))?;
     copy_contents(&mut source, &mut dest)
   }
 
@@ -264,19 +252,27 @@ impl Importer {
         _ => copy_file(file.blob, dir, to, file.executable),
       })
     };
-    let result = match attempt() {
-      // A leftover from an interrupted import: replace it.
-      Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-        dir.remove_file(to)?;
-        attempt()
-      }
-      other => other,
-    };
-    result?;
+    replacing_leftover(dir, to, attempt)?;
     if method == CLONE {
       set_mode(&dir.join(to), file.executable)?;
     }
     Ok(())
+  }
+}
+
+/// Runs `attempt`, and again once `to` is removed if something was in the way: a leftover
+/// from an interrupted import.
+fn replacing_leftover<T>(
+  dir: &Dir,
+  to: &str,
+  attempt: impl Fn() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+  match attempt() {
+    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+      dir.remove_file(to)?;
+      attempt()
+    }
+    other => other,
   }
 }
 

@@ -96,10 +96,7 @@ impl Dir {
   pub fn hard_link(&self, from_dir: Option<&Dir>, from: &Path, to: &str) -> io::Result<()> {
     #[cfg(unix)]
     {
-      let (from_fd, from) = match from_dir.and_then(|d| d.relative(from).map(|r| (d, r))) {
-        Some((d, rel)) => (fd(d), c(rel)?),
-        None => (libc::AT_FDCWD, c_path(from)?),
-      };
+      let (from_fd, from) = below(from_dir, from)?;
       let to = c(to)?;
       // SAFETY: valid descriptors (or AT_FDCWD) and NUL-terminated paths.
       check(unsafe { libc::linkat(from_fd, from.as_ptr(), fd(self), to.as_ptr(), 0) })
@@ -130,10 +127,7 @@ impl Dir {
   pub fn open_read(from_dir: Option<&Dir>, path: &Path) -> io::Result<std::fs::File> {
     #[cfg(unix)]
     {
-      let (dir_fd, rel) = match from_dir.and_then(|d| d.relative(path).map(|r| (d, r))) {
-        Some((d, rel)) => (fd(d), c(rel)?),
-        None => (libc::AT_FDCWD, c_path(path)?),
-      };
+      let (dir_fd, rel) = below(from_dir, path)?;
       // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated path; the new descriptor
       // is owned here.
       let raw = unsafe { libc::openat(dir_fd, rel.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -205,6 +199,15 @@ pub fn size_and_mtime_ms(path: &Path) -> io::Result<(u64, f64)> {
 #[cfg(unix)]
 fn fd(dir: &Dir) -> std::os::fd::RawFd {
   std::os::fd::AsRawFd::as_raw_fd(&dir.fd)
+}
+
+/// `path` for an `*at` call: relative to `dir` when it is below it, else in full (`AT_FDCWD`).
+#[cfg(unix)]
+fn below(dir: Option<&Dir>, path: &Path) -> io::Result<(std::os::fd::RawFd, std::ffi::CString)> {
+  match dir.and_then(|d| d.relative(path).map(|r| (d, r))) {
+    Some((d, rel)) => Ok((fd(d), c(rel)?)),
+    None => Ok((libc::AT_FDCWD, c_path(path)?)),
+  }
 }
 
 #[cfg(unix)]
