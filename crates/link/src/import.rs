@@ -119,27 +119,23 @@ impl Importer {
       .filter(|(i, _)| *i != marker)
       .map(|(_, f)| (f, f.path))
       .chain(files.get(marker).zip(tmp.as_deref()));
-    if copy {
-      let order: Vec<(&PackageFile<'_>, &str)> = order.collect();
-      for chunk in order.chunks(PREFETCH) {
-        // Copies read their blobs, and a blob not in the page cache is a wait on the disk:
-        // opened and announced a chunk at a time, the reads overlap instead of queueing.
-        let mut sources: Vec<Option<std::fs::File>> =
-          chunk.iter().map(|(f, _)| Dir::open_read(self.store_files.as_ref(), f.blob).ok()).collect();
-        sources.iter().flatten().for_each(will_need);
-        for ((f, to), source) in chunk.iter().zip(sources.iter_mut()) {
-          self.copy_from(f, &dir, to, source.take()).map_err(|source| LinkError::Import {
-            from: f.blob.to_path_buf(),
-            to: dir.join(to),
-            method: "copy",
-            source,
-          })?;
-        }
+    let order: Vec<(&PackageFile<'_>, &str)> = order.collect();
+    // A package of thousands of files (core-js: 3,695, copied for its build) would otherwise
+    // keep one core busy at the end of an install while the other idles: its chunks go to the
+    // pool, where an idle worker takes them. The marker is still renamed only after all of them.
+    let chunk = if copy { PREFETCH } else { LINK_CHUNK };
+    let place_chunk = |chunk: &[(&PackageFile<'_>, &str)]| -> Result<(), LinkError> {
+      if copy {
+        self.copy_chunk(chunk, &dir)
+      } else {
+        chunk.iter().try_for_each(|(f, to)| self.place(f, &dir, to))
       }
+    };
+    if order.len() > chunk {
+      use rayon::prelude::*;
+      order.par_chunks(chunk).try_for_each(place_chunk)?;
     } else {
-      for (f, to) in order {
-        self.place(f, &dir, to)?;
-      }
+      place_chunk(&order)?;
     }
     if let (Some(f), Some(tmp)) = (files.get(marker), tmp.as_deref()) {
       dir.rename(tmp, f.path).map_err(|source| {
@@ -190,6 +186,23 @@ impl Importer {
     if let Some(linked) = linked {
       let method = if linked { HARDLINK } else { COPY };
       let _ = self.used.compare_exchange(UNSET, method, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    Ok(())
+  }
+
+  /// Copies a chunk of files. Copies read their blobs, and a blob not in the page cache is
+  /// a wait on the disk: opened and announced together, the reads overlap instead of queueing.
+  fn copy_chunk(&self, chunk: &[(&PackageFile<'_>, &str)], dir: &Dir) -> Result<(), LinkError> {
+    let mut sources: Vec<Option<std::fs::File>> =
+      chunk.iter().map(|(f, _)| Dir::open_read(self.store_files.as_ref(), f.blob).ok()).collect();
+    sources.iter().flatten().for_each(will_need);
+    for ((f, to), source) in chunk.iter().zip(sources.iter_mut()) {
+      self.copy_from(f, dir, to, source.take()).map_err(|source| LinkError::Import {
+        from: f.blob.to_path_buf(),
+        to: dir.join(to),
+        method: "copy",
+        source,
+      })?;
     }
     Ok(())
   }
@@ -348,6 +361,9 @@ fn copy_file(from: &Path, dir: &Dir, to: &str, executable: bool) -> std::io::Res
 /// enough to keep the disk busy, few enough descriptors.
 const PREFETCH: usize = 64;
 
+/// Files a package's links are split into for the pool once it has more than this.
+const LINK_CHUNK: usize = 256;
+
 /// Tells the kernel that `file` will be read whole: it starts reading it now, without waiting.
 fn will_need(file: &std::fs::File) {
   #[cfg(target_os = "linux")]
@@ -425,21 +441,26 @@ mod tests {
     (dir, a, b)
   }
 
+  /// `n` blobs in `store`, the i-th holding "content i".
+  fn numbered_blobs(store: &Path, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(store).unwrap();
+    (0..n)
+      .map(|i| {
+        let blob = store.join(format!("blob-{i}"));
+        std::fs::write(&blob, format!("content {i}")).unwrap();
+        blob
+      })
+      .collect()
+  }
+
   #[cfg(unix)]
   #[test]
   fn copies_for_a_build_are_new_files_in_every_chunk() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("files");
-    std::fs::create_dir_all(&store).unwrap();
     // More files than one chunk of opened blobs, the marker in the middle.
-    let blobs: Vec<PathBuf> = (0..PREFETCH * 2 + 3)
-      .map(|i| {
-        let blob = store.join(format!("blob-{i}"));
-        std::fs::write(&blob, format!("content {i}")).unwrap();
-        blob
-      })
-      .collect();
+    let blobs = numbered_blobs(&store, PREFETCH * 2 + 3);
     let paths: Vec<String> =
       (0..blobs.len()).map(|i| if i == 70 { "package.json".into() } else { format!("lib/{i}.js") }).collect();
     let files: Vec<PackageFile<'_>> = (0..blobs.len())
@@ -464,6 +485,36 @@ mod tests {
     std::fs::remove_file(&blobs[100]).unwrap();
     let err = importer.import_package(&dest, &files, true).unwrap_err().to_string();
     assert!(err.contains("blob-100"), "{err}");
+    assert!(!dest.join("package.json").exists());
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn a_package_of_many_files_is_linked_whole_in_chunks() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("files");
+    // Several chunks for the pool, in more than one directory, the marker among them.
+    let blobs = numbered_blobs(&store, LINK_CHUNK * 3 + 7);
+    let paths: Vec<String> = (0..blobs.len())
+      .map(|i| if i == 300 { "package.json".into() } else { format!("d{}/{i}.js", i % 5) })
+      .collect();
+    let files: Vec<PackageFile<'_>> =
+      (0..blobs.len()).map(|i| PackageFile { path: &paths[i], blob: &blobs[i], executable: false }).collect();
+    let importer = Importer::new(ImportMethod::Hardlink).with_store_files(&store);
+    let dest = dir.path().join("pkg");
+    assert_eq!(importer.import_package(&dest, &files, false).unwrap(), files.len());
+    for (i, path) in paths.iter().enumerate() {
+      let meta = std::fs::metadata(dest.join(path)).unwrap();
+      assert_eq!(meta.ino(), std::fs::metadata(&blobs[i]).unwrap().ino(), "{path} links its blob");
+    }
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 6, "five directories and the marker");
+
+    // A blob missing from one chunk fails the import and leaves no marker.
+    std::fs::remove_dir_all(&dest).unwrap();
+    std::fs::remove_file(&blobs[LINK_CHUNK * 2 + 1]).unwrap();
+    let err = importer.import_package(&dest, &files, false).unwrap_err().to_string();
+    assert!(err.contains(&format!("blob-{}", LINK_CHUNK * 2 + 1)), "{err}");
     assert!(!dest.join("package.json").exists());
   }
 
