@@ -802,14 +802,23 @@ fn import_slot(
   let modules = slot.slot_dir.join("node_modules");
   // Both halves below work inside the slot's node_modules: made once here, top-down, neither
   // races the other to it nor walks up through missing parents first.
-  for dir in [&slot.slot_dir, &modules] {
-    std::fs::create_dir_all(dir)
-      .map_err(|source| pacquet_link::LinkError::Mkdir { path: dir.clone(), source })?;
-  }
+  let mkdir_err = |path: &PathBuf| {
+    let path = path.clone();
+    move |source| pacquet_link::LinkError::Mkdir { path, source }
+  };
+  let new_slot = match std::fs::create_dir(&slot.slot_dir) {
+    Ok(()) => true,
+    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    Err(_) => std::fs::create_dir_all(&slot.slot_dir).map(|()| false).map_err(mkdir_err(&slot.slot_dir))?,
+  };
+  std::fs::create_dir_all(&modules).map_err(mkdir_err(&modules))?;
   let (imported, linked) = rayon::join(
     || {
       let n = match imported {
         Some(n) => n,
+        None if new_slot => {
+          ctx.importer.import_new_package(&slot.pkg_dir, &package_files, package.requires_build)?
+        }
         None => ctx.importer.import_package(&slot.pkg_dir, &package_files, package.requires_build)?,
       };
       if package.requires_build {

@@ -40,6 +40,14 @@ pub struct PackageFile<'a> {
   pub executable: bool,
 }
 
+/// How many files an import placed (0: the package was complete already).
+pub type Imported = Result<usize, LinkError>;
+
+/// Which of a package's files marks its import complete: `package.json`, placed last.
+fn marker_index(files: &[PackageFile<'_>]) -> usize {
+  files.iter().position(|f| f.path == "package.json").unwrap_or(files.len().saturating_sub(1))
+}
+
 const HARDLINK: u8 = 0;
 const CLONE: u8 = 1;
 const COPY: u8 = 2;
@@ -98,31 +106,26 @@ impl Importer {
   ///
   /// With `copy`, files are copied whatever the method: a package that will be built must
   /// never write through a hardlink into the store (pnpm does the same).
-  pub fn import_package(
-    &self,
-    dest: &Path,
-    files: &[PackageFile<'_>],
-    copy: bool,
-  ) -> Result<usize, LinkError> {
-    let marker = files.iter().position(|f| f.path == "package.json").unwrap_or(files.len().saturating_sub(1));
-    if let Some(m) = files.get(marker) {
-      if dest.join(m.path).exists() {
-        return Ok(0);
-      }
+  pub fn import_package(&self, dest: &Path, files: &[PackageFile<'_>], copy: bool) -> Imported {
+    if files.get(marker_index(files)).is_some_and(|m| dest.join(m.path).exists()) {
+      return Ok(0);
     }
+    remove_leftover_markers(dest);
+    self.import_new_package(dest, files, copy)
+  }
+
+  /// [`Importer::import_package`] into a `dest` below a directory the caller has just made:
+  /// nothing can be there yet, so neither a complete import nor a killed one's leftovers are
+  /// looked for (two failing calls per package of a fresh install).
+  pub fn import_new_package(&self, dest: &Path, files: &[PackageFile<'_>], copy: bool) -> Imported {
+    let marker = marker_index(files);
     let dir = prepare_dir(dest, files.iter().map(|f| f.path))
       .map_err(|(path, source)| LinkError::Mkdir { path, source })?;
-    // Placed under another name, then renamed: a copy or clone cut short (the process killed)
-    // must not leave a half-written marker that claims the import complete.
-    let tmp = files.get(marker).map(|f| marker_temp_name(f.path));
-    let order = (files.iter().enumerate())
-      .filter(|(i, _)| *i != marker)
-      .map(|(_, f)| (f, f.path))
-      .chain(files.get(marker).zip(tmp.as_deref()));
-    let order: Vec<(&PackageFile<'_>, &str)> = order.collect();
+    let order: Vec<(&PackageFile<'_>, &str)> =
+      (files.iter().enumerate()).filter(|(i, _)| *i != marker).map(|(_, f)| (f, f.path)).collect();
     // A package of thousands of files (core-js: 3,695, copied for its build) would otherwise
     // keep one core busy at the end of an install while the other idles: its chunks go to the
-    // pool, where an idle worker takes them. The marker is still renamed only after all of them.
+    // pool, where an idle worker takes them.
     let chunk = if copy { PREFETCH } else { LINK_CHUNK };
     let place_chunk = |chunk: &[(&PackageFile<'_>, &str)]| -> Result<(), LinkError> {
       if copy {
@@ -137,12 +140,20 @@ impl Importer {
     } else {
       place_chunk(&order)?;
     }
-    if let (Some(f), Some(tmp)) = (files.get(marker), tmp.as_deref()) {
-      dir.rename(tmp, f.path).map_err(|source| {
-        let _ = dir.remove_file(tmp);
-        LinkError::Import { from: dir.join(tmp), to: dir.join(f.path), method: "rename", source }
-      })?;
+    let Some(marker) = files.get(marker) else { return Ok(files.len()) };
+    // A hard link appears whole or not at all: the marker is linked under its name, last.
+    if !copy && self.hardlinks() && self.place_with(HARDLINK, marker, &dir, marker.path).is_ok() {
+      let _ = self.used.compare_exchange(UNSET, HARDLINK, Ordering::Relaxed, Ordering::Relaxed);
+      return Ok(files.len());
     }
+    // A copy or clone can be cut short (the process killed): it is made under another name
+    // and renamed, so that a half-written marker never claims the import complete.
+    let tmp = marker_temp_name(marker.path);
+    place_chunk(&[(marker, &tmp)])?;
+    dir.rename(&tmp, marker.path).map_err(|source| {
+      let _ = dir.remove_file(&tmp);
+      LinkError::Import { from: dir.join(&tmp), to: dir.join(marker.path), method: "rename", source }
+    })?;
     Ok(files.len())
   }
 
@@ -165,6 +176,7 @@ impl Importer {
     if dest.join("package.json").exists() {
       return Ok(None);
     }
+    remove_leftover_markers(dest);
     prepare_dir(dest, paths).map(Some).map_err(|(_, e)| e)
   }
 
@@ -299,14 +311,13 @@ fn marker_temp(dest: &Path, path: &str) -> PathBuf {
   dest.join(marker_temp_name(path))
 }
 
-/// A package directory ready for its files: what a killed import left of its marker removed,
-/// the directory and every parent of `paths` (in-package, `/`-separated) made, each once.
-/// On failure, the directory that could not be made.
+/// A package directory ready for its files: the directory and every parent of `paths`
+/// (in-package, `/`-separated) made, each once. On failure, the directory that could not be
+/// made.
 fn prepare_dir<'p>(
   dest: &Path,
   paths: impl Iterator<Item = &'p str>,
 ) -> Result<Dir, (PathBuf, std::io::Error)> {
-  remove_leftover_markers(dest);
   std::fs::create_dir_all(dest).map_err(|e| (dest.to_path_buf(), e))?;
   let dir = Dir::open(dest).map_err(|e| (dest.to_path_buf(), e))?;
   let mut dirs: HashSet<&str, rustc_hash::FxBuildHasher> = HashSet::default();
@@ -503,12 +514,23 @@ mod tests {
       (0..blobs.len()).map(|i| PackageFile { path: &paths[i], blob: &blobs[i], executable: false }).collect();
     let importer = Importer::new(ImportMethod::Hardlink).with_store_files(&store);
     let dest = dir.path().join("pkg");
+    // What a killed copy of this package left: a half-written marker under its other name.
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join(marker_temp_name("package.json")), "{\"na").unwrap();
     assert_eq!(importer.import_package(&dest, &files, false).unwrap(), files.len());
-    for (i, path) in paths.iter().enumerate() {
-      let meta = std::fs::metadata(dest.join(path)).unwrap();
-      assert_eq!(meta.ino(), std::fs::metadata(&blobs[i]).unwrap().ino(), "{path} links its blob");
-    }
-    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 6, "five directories and the marker");
+    let linked = |dest: &Path| {
+      for (i, path) in paths.iter().enumerate() {
+        let meta = std::fs::metadata(dest.join(path)).unwrap();
+        assert_eq!(meta.ino(), std::fs::metadata(&blobs[i]).unwrap().ino(), "{path} links its blob");
+      }
+      assert_eq!(std::fs::read_dir(dest).unwrap().count(), 6, "five directories and the marker");
+    };
+    linked(&dest);
+    // Into a directory just made: the same files.
+    let new = dir.path().join("new/pkg");
+    std::fs::create_dir(dir.path().join("new")).unwrap();
+    assert_eq!(importer.import_new_package(&new, &files, false).unwrap(), files.len());
+    linked(&new);
 
     // A blob missing from one chunk fails the import and leaves no marker.
     std::fs::remove_dir_all(&dest).unwrap();
