@@ -10,7 +10,6 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
 
 const { version: VERSION } = require('../package.json')
 const { writeWorkspaceState } = require('./workspace-state.js')
@@ -543,6 +542,9 @@ function includeOf (args) {
 /** Last resort when the addon finds no registry: ask npm, once. */
 function npmConfigRegistry (dir, env) {
   try {
+    // Loaded here: child_process (with net and stream) adds ~1.5 ms to every start, and only
+    // this rare path needs it.
+    const { execFileSync } = require('node:child_process')
     const out = execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['config', 'get', 'registry'], {
       cwd: dir,
       // No update check: this lookup must not cause network traffic of its own.

@@ -97,65 +97,74 @@ function recordedSettings (doc, options, scopedRegistries) {
 }
 
 // pnpm's digest of a JSON value: a type tag, lengths as u64 LE, object keys in byte order.
-function hashValue (hash, value) {
+// The bytes are gathered and hashed in one call: a call per token cost ~1.5 ms per install.
+function valueBytes (value, out) {
   if (Array.isArray(value)) {
-    hash.update('[')
-    hashLength(hash, value.length)
-    for (const item of value) hashValue(hash, item)
+    out.push(TAG.array, u64(value.length))
+    for (const item of value) valueBytes(item, out)
   } else if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value).filter(([, v]) => v !== undefined)
       .map(([k, v]) => [Buffer.from(k), v]).sort(([a], [b]) => Buffer.compare(a, b))
-    hash.update('{')
-    hashLength(hash, entries.length)
+    out.push(TAG.object, u64(entries.length))
     for (const [key, item] of entries) {
-      hashLength(hash, key.length)
-      hash.update(key)
-      hashValue(hash, item)
+      out.push(u64(key.length), key)
+      valueBytes(item, out)
     }
   } else if (typeof value === 'boolean') {
-    hash.update(value ? 't' : 'f')
+    out.push(value ? TAG.true : TAG.false)
   } else if (typeof value === 'number' || typeof value === 'string') {
-    hash.update(typeof value === 'number' ? '#' : 's')
     const bytes = Buffer.from(String(value))
-    hashLength(hash, bytes.length)
-    hash.update(bytes)
+    out.push(typeof value === 'number' ? TAG.number : TAG.string, u64(bytes.length), bytes)
   } else {
-    hash.update('n')
+    out.push(TAG.null)
   }
 }
 
-function hashLength (hash, length) {
+const TAG = Object.fromEntries(Object.entries({ array: '[', object: '{', true: 't', false: 'f', number: '#', string: 's', null: 'n' })
+  .map(([name, tag]) => [name, Buffer.from(tag)]))
+
+function u64 (n) {
   const bytes = Buffer.alloc(8)
-  bytes.writeBigUInt64LE(BigInt(length))
-  hash.update(bytes)
+  bytes.writeUInt32LE(n % 0x100000000, 0)
+  bytes.writeUInt32LE(Math.floor(n / 0x100000000), 4)
+  return bytes
 }
 
 function valueDigest (value) {
-  const hash = crypto.createHash('sha256')
-  hashValue(hash, value)
-  return hash.digest('hex').slice(0, DIGEST_LENGTH)
+  const out = []
+  valueBytes(value, out)
+  return crypto.createHash('sha256').update(Buffer.concat(out)).digest('hex').slice(0, DIGEST_LENGTH)
 }
 
 /** Importer ids and local resolutions, read from the lockfile text (pnpm writes both on one line each). */
 function scanLockfile (text) {
+  // Each section is searched whole by the regex engine: a loop over every line of a lockfile
+  // of 1,352 packages took ~5 ms in a fresh process, on every install, repeat ones included.
+  const section = topLevelSections(text)
   const importers = []
-  const directories = new Set()
-  const tarballs = new Set()
-  let section = null
-  for (const line of text.split(/\r?\n/)) {
-    const top = /^([A-Za-z]\w*):/.exec(line)
-    if (top) { section = top[1]; continue }
-    if (section === 'importers') {
-      const m = /^ {2}(?:'((?:[^']|'')*)'|"([^"]*)"|([^\s'"][^:]*)):\s*$/.exec(line)
-      if (m) importers.push(m[1] !== undefined ? m[1].replace(/''/g, "'") : m[2] ?? m[3])
-    } else if (section === 'packages') {
-      const dir = /^ {4}resolution: \{directory: ([^,}]+), type: directory\}/.exec(line)
-      if (dir) directories.add(unquote(dir[1]))
-      const tgz = /^ {4}resolution: \{.*\btarball: (file:[^,}]+)/.exec(line)
-      if (tgz) tarballs.add(unquote(tgz[1]))
-    }
+  for (const m of (section.importers ?? '').matchAll(/^ {2}(?:'((?:[^'\n]|'')*)'|"([^"\n]*)"|([^\s'"][^:\n]*)):[ \t\r]*$/gm)) {
+    importers.push(m[1] !== undefined ? m[1].replace(/''/g, "'") : m[2] ?? m[3])
   }
+  const packages = section.packages ?? ''
+  const directories = new Set()
+  for (const m of packages.matchAll(/^ {4}resolution: \{directory: ([^,}\n]+), type: directory\}/gm)) directories.add(unquote(m[1]))
+  const tarballs = new Set()
+  for (const m of packages.matchAll(/^ {4}resolution: \{.*\btarball: (file:[^,}\n]+)/gm)) tarballs.add(unquote(m[1]))
   return { importers, directories: [...directories], tarballs: [...tarballs] }
+}
+
+/** The text under each top-level key of a YAML document, by key. */
+function topLevelSections (text) {
+  const sections = {}
+  let key = null
+  let start = 0
+  for (const m of text.matchAll(/^([A-Za-z]\w*):/gm)) {
+    if (key !== null) sections[key] = text.slice(start, m.index)
+    key = m[1]
+    start = m.index + m[0].length
+  }
+  if (key !== null) sections[key] = text.slice(start)
+  return sections
 }
 
 function unquote (s) {
