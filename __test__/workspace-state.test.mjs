@@ -38,6 +38,40 @@ test('digests of a manifest and of a lockfile are the ones pnpm 11 records', (t)
   assert.equal(state.lastValidatedTimestamp, Math.trunc(state.validation.recordedAtNs / 1e6))
 })
 
+test('a record that still holds is kept; a newer manifest, lockfile or other settings replace it', (t) => {
+  const dir = tempDir(t, 'pacquet-state-')
+  for (const f of ['package.json', 'pnpm-lock.yaml']) fs.copyFileSync(path.join(SMALL, f), path.join(dir, f))
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  const file = path.join(dir, 'node_modules', '.pnpm-workspace-state-v1.json')
+  const inode = () => fs.statSync(file).ino
+  const first = writeWorkspaceState({ dir })
+  const kept = inode()
+  assert.deepEqual(writeWorkspaceState({ dir }), first, 'nothing changed: the same record')
+  assert.equal(inode(), kept, 'and the file is not rewritten')
+
+  // The manifest changes after the record: a new record, with the manifest's new digest.
+  const later = (f) => { const at = new Date(Date.now() + 5000); fs.utimesSync(path.join(dir, f), at, at) }
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ ...manifest, description: 'changed' }))
+  later('package.json')
+  const second = writeWorkspaceState({ dir })
+  assert.notEqual(inode(), kept)
+  assert.notEqual(second.validation.manifests['.'], first.validation.manifests['.'])
+  assert.equal(second.validation.manifests['.'], valueDigest({ ...manifest, description: 'changed' }))
+
+  // Other settings: a new record with them.
+  const third = writeWorkspaceState({ dir, options: { include: { dependencies: true, devDependencies: false, optionalDependencies: true } } })
+  assert.equal(third.settings.dev, false)
+  assert.deepEqual(writeWorkspaceState({ dir }).settings, first.settings)
+
+  // The lockfile touched (same bytes): recorded again with its new times.
+  later('pnpm-lock.yaml')
+  const fourth = writeWorkspaceState({ dir })
+  assert.equal(fourth.validation.files[path.join(dir, 'pnpm-lock.yaml')].mtimeNs,
+    Number(fs.statSync(path.join(dir, 'pnpm-lock.yaml'), { bigint: true }).mtimeNs))
+  assert.equal(fourth.validation.lockfile, first.validation.lockfile)
+})
+
 test('settings: pnpm 11 defaults, the workspace file, the flags and resolved store paths', () => {
   const defaults = recordedSettings({}, {}, {})
   assert.equal(defaults.minimumReleaseAge, 1440)
