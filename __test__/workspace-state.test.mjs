@@ -12,7 +12,7 @@ import { tempDir } from './helpers/fixture.mjs'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const { recordedSettings, scanLockfile, valueDigest, writeWorkspaceState } = require('../cli/workspace-state.js')
+const { prepareWorkspaceState, recordedSettings, scanLockfile, valueDigest, writeWorkspaceState } = require('../cli/workspace-state.js')
 const SMALL = path.join(ROOT, 'bench', 'fixtures', 'small')
 
 test('digests of a manifest and of a lockfile are the ones pnpm 11 records', (t) => {
@@ -70,6 +70,19 @@ test('a record that still holds is kept; a newer manifest, lockfile or other set
   assert.equal(fourth.validation.files[path.join(dir, 'pnpm-lock.yaml')].mtimeNs,
     Number(fs.statSync(path.join(dir, 'pnpm-lock.yaml'), { bigint: true }).mtimeNs))
   assert.equal(fourth.validation.lockfile, first.validation.lockfile)
+})
+
+test('a manifest edited while the install runs is recorded as it is at the end', (t) => {
+  const dir = tempDir(t, 'pacquet-state-')
+  for (const f of ['package.json', 'pnpm-lock.yaml']) fs.copyFileSync(path.join(SMALL, f), path.join(dir, f))
+  const write = prepareWorkspaceState({ dir })
+  // The install (here: nothing) makes node_modules; meanwhile the manifest changes.
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  const edited = { ...JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')), description: 'edited' }
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(edited))
+  const at = new Date(Date.now() + 5000)
+  fs.utimesSync(path.join(dir, 'package.json'), at, at)
+  assert.equal(write().validation.manifests['.'], valueDigest(edited))
 })
 
 test('settings: pnpm 11 defaults, the workspace file, the flags and resolved store paths', () => {

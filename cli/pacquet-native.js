@@ -12,7 +12,7 @@ const os = require('node:os')
 const path = require('node:path')
 
 const { version: VERSION } = require('../package.json')
-const { writeWorkspaceState } = require('./workspace-state.js')
+const { prepareWorkspaceState } = require('./workspace-state.js')
 
 const HELP = `Usage: pacquet-native install [options]
        pacquet-native store path|status [options]
@@ -933,8 +933,17 @@ async function main (argv = process.argv.slice(2), io = {}) {
     options.signal = controller.signal
 
     let result
+    const installing = addon.linkVirtualStore(lockfile, options)
+    // The addon works on its own threads: meanwhile this one reads what pnpm's workspace state
+    // will record (a few ms of digests in a fresh process), to write it once the install is done.
+    let writeState
     try {
-      result = await addon.linkVirtualStore(lockfile, options)
+      writeState = prepareWorkspaceState({ dir, doc: workspace, options, scopedRegistries: readScopedRegistries(dir, env) })
+    } catch (error) {
+      writeState = () => { throw error }
+    }
+    try {
+      result = await installing
     } catch (error) {
       if (error?.code !== 'ERR_PNPM_NO_REGISTRY' || options.registries || controller.signal.aborted) throw error
       const registry = npmConfigRegistry(dir, env)
@@ -943,7 +952,7 @@ async function main (argv = process.argv.slice(2), io = {}) {
       result = await addon.linkVirtualStore(lockfile, options)
     }
     try {
-      writeWorkspaceState({ dir, doc: workspace, options, scopedRegistries: readScopedRegistries(dir, env) })
+      writeState()
     } catch (error) {
       reporter.warn(`Could not write pnpm's workspace state (pnpm will re-link this project once): ${error.message}`)
     }

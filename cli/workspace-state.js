@@ -171,6 +171,10 @@ function unquote (s) {
   return /^'.*'$/.test(s) ? s.slice(1, -1).replace(/''/g, "'") : /^".*"$/.test(s) ? s.slice(1, -1) : s
 }
 
+function manifestMtime (dir) {
+  try { return fs.statSync(path.join(dir, 'package.json'), { bigint: true }).mtimeNs } catch { return null }
+}
+
 function readManifest (dir) {
   try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) } catch { return {} }
 }
@@ -180,7 +184,17 @@ function readManifest (dir) {
  * `dir` that just succeeded. A file that cannot be written is not an install failure: pnpm
  * re-links without it. Returns the state written, or undefined.
  */
-function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = {} }) {
+function writeWorkspaceState (args) {
+  return prepareWorkspaceState(args)()
+}
+
+/**
+ * Reads what the workspace state of an install of the lockfile in `dir` records, and returns
+ * the function that writes it (see `writeWorkspaceState`). The digests take a few ms in a
+ * fresh process: the CLI reads while the addon installs, and writes once it has succeeded.
+ */
+function prepareWorkspaceState (args) {
+  const { dir, doc = {}, options = {}, scopedRegistries = {} } = args
   const modulesDir = path.join(dir, 'node_modules')
   const lockfilePath = path.join(dir, 'pnpm-lock.yaml')
   const file = path.join(modulesDir, FILE)
@@ -189,13 +203,13 @@ function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = 
   // A repeat install usually finds its own record still true; computing it again cost ~8 ms
   // of a 50 ms repeat install (the digests, and loading node:crypto for them).
   const current = stateOnDisk(file, lockfilePath, stat, settings)
-  if (current) return current
+  if (current) return () => current
   const lockfileBytes = fs.readFileSync(lockfilePath)
   const lockfile = sha256().update(lockfileBytes).digest('hex').slice(0, DIGEST_LENGTH)
   const scan = scanLockfile(lockfileBytes.toString('utf8'))
   const projects = (scan.importers.length ? scan.importers : ['.']).map(id => {
     const rootDir = id === '.' ? dir : path.join(dir, id)
-    return { id, rootDir, manifest: readManifest(rootDir) }
+    return { id, rootDir, mtimeNs: manifestMtime(rootDir), manifest: readManifest(rootDir) }
   })
 
   const manifests = {}
@@ -221,38 +235,43 @@ function writeWorkspaceState ({ dir, doc = {}, options = {}, scopedRegistries = 
   if (scan.tarballs.length) local.tarballs = scan.tarballs.map(t => path.resolve(dir, t.slice('file:'.length))).sort()
   if (scan.directories.length) local.directories = scan.directories.map(d => path.resolve(dir, d)).sort()
 
-  // The record's time is the mtime the filesystem gives the file that becomes the record (what
-  // pnpm compares the lockfile's mtime with), so the coarser kernel clock cannot put a lockfile
-  // written before the install after it. One fixed temp name: a temp file that a killed install
-  // left behind is truncated and renamed away by the next one instead of lingering.
-  const temp = `${file}.pacquet.tmp`
-  const fd = fs.openSync(temp, 'w')
-  let state
-  try {
-    const recordedAtNs = Number(fs.fstatSync(fd, { bigint: true }).mtimeNs)
-    state = {
-      lastValidatedTimestamp: Math.trunc(recordedAtNs / 1e6),
-      projects: Object.fromEntries(projects.map(p => [p.rootDir, { name: p.manifest.name, version: p.manifest.version }])),
-      pnpmfiles: [],
-      settings,
-      filteredInstall: false,
-      validation: {
-        recordedAtNs,
-        files: {
-          [lockfilePath]: { mtimeNs: Number(stat.mtimeNs), ctimeNs: Number(stat.ctimeNs), size: Number(stat.size), digest: lockfile }
-        },
-        lockfile,
-        manifests,
-        ...(workspaceBins ? { workspaceBins } : {}),
-        localDependencies: { [lockfile]: local }
+  return () => {
+    // A manifest edited since it was read (during the install): read everything again, or the
+    // record, newer than the edit, would vouch for the old digest.
+    if (projects.some(p => manifestMtime(p.rootDir) !== p.mtimeNs)) return prepareWorkspaceState(args)()
+    // The record's time is the mtime the filesystem gives the file that becomes the record (what
+    // pnpm compares the lockfile's mtime with), so the coarser kernel clock cannot put a lockfile
+    // written before the install after it. One fixed temp name: a temp file that a killed install
+    // left behind is truncated and renamed away by the next one instead of lingering.
+    const temp = `${file}.pacquet.tmp`
+    const fd = fs.openSync(temp, 'w')
+    let state
+    try {
+      const recordedAtNs = Number(fs.fstatSync(fd, { bigint: true }).mtimeNs)
+      state = {
+        lastValidatedTimestamp: Math.trunc(recordedAtNs / 1e6),
+        projects: Object.fromEntries(projects.map(p => [p.rootDir, { name: p.manifest.name, version: p.manifest.version }])),
+        pnpmfiles: [],
+        settings,
+        filteredInstall: false,
+        validation: {
+          recordedAtNs,
+          files: {
+            [lockfilePath]: { mtimeNs: Number(stat.mtimeNs), ctimeNs: Number(stat.ctimeNs), size: Number(stat.size), digest: lockfile }
+          },
+          lockfile,
+          manifests,
+          ...(workspaceBins ? { workspaceBins } : {}),
+          localDependencies: { [lockfile]: local }
+        }
       }
+      fs.writeFileSync(fd, JSON.stringify(state, undefined, 2) + '\n')
+    } finally {
+      fs.closeSync(fd)
     }
-    fs.writeFileSync(fd, JSON.stringify(state, undefined, 2) + '\n')
-  } finally {
-    fs.closeSync(fd)
+    fs.renameSync(temp, file)
+    return state
   }
-  fs.renameSync(temp, file)
-  return state
 }
 
 /**
@@ -298,4 +317,4 @@ function comparableWorkspaceState (state) {
   return copy
 }
 
-module.exports = { FILE, writeWorkspaceState, recordedSettings, valueDigest, scanLockfile, comparableWorkspaceState }
+module.exports = { FILE, writeWorkspaceState, prepareWorkspaceState, recordedSettings, valueDigest, scanLockfile, comparableWorkspaceState }
