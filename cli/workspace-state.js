@@ -181,8 +181,9 @@ function readManifest (dir) {
 
 /**
  * Writes `<dir>/node_modules/.pnpm-workspace-state-v1.json` for an install of the lockfile in
- * `dir` that just succeeded. A file that cannot be written is not an install failure: pnpm
- * re-links without it. Returns the state written, or undefined.
+ * `dir` that just succeeded, unless the file there records the same inputs already. A file
+ * that cannot be written is not an install failure: pnpm re-links without it. Returns the
+ * state the file holds.
  */
 function writeWorkspaceState (args) {
   return prepareWorkspaceState(args)()
