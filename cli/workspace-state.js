@@ -292,9 +292,8 @@ function stateOnDisk (file, lockfilePath, lockfileStat, settings) {
   const projects = Object.keys(state.projects ?? {})
   if (!projects.length) return undefined
   for (const rootDir of projects) {
-    let manifest
-    try { manifest = fs.statSync(path.join(rootDir, 'package.json'), { bigint: true }) } catch { return undefined }
-    if (!(Number(manifest.mtimeNs) < recordedAtNs)) return undefined
+    const mtimeNs = manifestMtime(rootDir)
+    if (mtimeNs === null || !(Number(mtimeNs) < recordedAtNs)) return undefined
   }
   return state
 }

@@ -107,10 +107,9 @@ impl Importer {
   /// With `copy`, files are copied whatever the method: a package that will be built must
   /// never write through a hardlink into the store (pnpm does the same).
   pub fn import_package(&self, dest: &Path, files: &[PackageFile<'_>], copy: bool) -> Imported {
-    if files.get(marker_index(files)).is_some_and(|m| dest.join(m.path).exists()) {
+    if files.get(marker_index(files)).is_some_and(|m| imported_already(dest, m.path)) {
       return Ok(0);
     }
-    remove_leftover_markers(dest);
     self.import_new_package(dest, files, copy)
   }
 
@@ -173,10 +172,9 @@ impl Importer {
     dest: &Path,
     paths: impl Iterator<Item = &'p str>,
   ) -> std::io::Result<Option<Dir>> {
-    if dest.join("package.json").exists() {
+    if imported_already(dest, "package.json") {
       return Ok(None);
     }
-    remove_leftover_markers(dest);
     prepare_dir(dest, paths).map(Some).map_err(|(_, e)| e)
   }
 
@@ -344,6 +342,16 @@ fn mkdir_all(dir: &Dir, rel: &str) -> std::io::Result<()> {
     Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
     other => other,
   }
+}
+
+/// Whether `dest` holds a complete import (its `marker`). If not, what a killed import left of
+/// its marker is removed, so that the import can start over.
+fn imported_already(dest: &Path, marker: &str) -> bool {
+  if dest.join(marker).exists() {
+    return true;
+  }
+  remove_leftover_markers(dest);
+  false
 }
 
 /// Removes what a killed import left of its marker in a package directory that is being
