@@ -7,6 +7,7 @@
 mod dep_path;
 mod error;
 mod model;
+mod pieces;
 mod platform;
 mod read;
 

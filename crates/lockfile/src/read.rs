@@ -71,7 +71,10 @@ fn parse_yaml(text: &str, file: &Path) -> Result<Lockfile, LockfileError> {
       check_version_value(&lockfile)?;
     }
   }
-  serde_saphyr::from_str::<Lockfile>(text).map_err(|e| broken(e.to_string()))
+  match crate::pieces::parse_in_pieces(text) {
+    Some(lockfile) => Ok(lockfile),
+    None => serde_saphyr::from_str::<Lockfile>(text).map_err(|e| broken(e.to_string())),
+  }
 }
 
 fn check_version_value(value: &serde_json::Value) -> Result<(), LockfileError> {
