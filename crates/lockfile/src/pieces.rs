@@ -25,14 +25,11 @@ const PIECES_PER_THREAD: usize = 4;
 
 /// The lockfile parsed in pieces, or `None` when it should be parsed whole.
 pub(crate) fn parse_in_pieces(text: &str) -> Option<Lockfile> {
-  if text.len() < MIN_BYTES || text.contains('\t') {
+  let threads = rayon::current_num_threads();
+  if threads < 2 || text.len() < MIN_BYTES || text.contains('\t') {
     return None;
   }
   let layout = Layout::of(text)?;
-  let threads = rayon::current_num_threads();
-  if threads < 2 {
-    return None;
-  }
   let per_section = threads * PIECES_PER_THREAD;
   let packages = layout.pieces(text, 0, per_section)?;
   let snapshots = layout.pieces(text, 1, per_section)?;
