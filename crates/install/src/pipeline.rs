@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pacquet_fetch::{
-  extract_tarball, ExtractLimits, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo, Stage,
+  extract_tarball, ExtractLimits, FetchError, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo,
+  Stage,
 };
 use pacquet_link::{symlink_dir, Importer, PackageFile};
 use pacquet_lockfile::LockfileSource;
@@ -135,6 +136,7 @@ pub async fn install(
     previous_pending,
     previous_ignored,
     repeat,
+    new_store,
   } = work;
   let settings = Arc::new(settings);
   let requester = settings.lockfile_dir.to_string_lossy().into_owned();
@@ -155,18 +157,30 @@ pub async fn install(
   let lookup_started = Instant::now();
   let to_install: Vec<SlotPlan> =
     plan.slots.iter().enumerate().filter(|(i, _)| !up_to_date.contains(i)).map(|(_, s)| s.clone()).collect();
-  let (to_install, found) = {
-    let settings = settings.clone();
-    blocking(move || {
-      settings
-        .store
-        .init()
-        .map_err(|source| InstallError::Fs { path: settings.store.root().to_path_buf(), source })?;
-      test_panic("lookup");
-      let found = lookup(&settings.store, &to_install, settings.verify, settings.strict_content_check)?;
-      Ok::<_, InstallError>((to_install, found))
-    })
-    .await??
+  let (to_install, found, fetcher) = match new_store {
+    Some(new_store) => {
+      let ready = blocking(move || {
+        test_panic("lookup");
+        new_store.ready()
+      })
+      .await??;
+      ready.init?;
+      let found = to_install.iter().map(|_| None).collect();
+      (to_install, found, ready.fetcher)
+    }
+    None => {
+      let settings = settings.clone();
+      blocking(move || {
+        settings
+          .store
+          .init()
+          .map_err(|source| InstallError::Fs { path: settings.store.root().to_path_buf(), source })?;
+        test_panic("lookup");
+        let found = lookup(&settings.store, &to_install, settings.verify, settings.strict_content_check)?;
+        Ok::<_, InstallError>((to_install, found, None))
+      })
+      .await??
+    }
   };
   timings.store_lookup_ms = ms(lookup_started.elapsed());
 
@@ -234,7 +248,7 @@ pub async fn install(
   let slot_links: Vec<(PathBuf, Vec<(String, PathBuf)>)> =
     plan.slots.iter().map(|s| (s.slot_dir.join("node_modules"), s.links.clone())).collect();
   let mut changed: HashSet<String> = work.iter().map(|(s, _)| s.dep_path.clone()).collect();
-  let result = run_slots(&ctx, work, &settings.fetcher_options, &mut skipped).await;
+  let result = run_slots(&ctx, work, &settings.fetcher_options, fetcher, &mut skipped).await;
   timings.fetch_and_import_ms = ms(fetch_started.elapsed());
 
   // Commit every row that is complete, also when the install failed or was aborted: those
@@ -477,6 +491,7 @@ async fn run_slots(
   ctx: &Arc<Ctx>,
   work: Vec<(SlotPlan, Option<StoredPackage>)>,
   fetcher_options: &FetcherOptions,
+  prebuilt: Option<Result<Fetcher, FetchError>>,
   skipped: &mut Vec<SkippedPlan>,
 ) -> Result<Vec<SlotPlan>, InstallError> {
   let mut warm = Vec::new();
@@ -489,9 +504,7 @@ async fn run_slots(
   }
   let needs_fetcher = cold.iter().any(|s| matches!(s.source, Source::Remote { .. }));
   let fetcher = if needs_fetcher {
-    let mut options = fetcher_options.clone();
-    options.network_concurrency = within_open_file_limit(options.network_concurrency);
-    Some(Arc::new(Fetcher::new(options)?))
+    Some(Arc::new(prebuilt.unwrap_or_else(|| new_fetcher(fetcher_options))?))
   } else {
     None
   };
@@ -761,6 +774,13 @@ fn parse_integrity(slot: &SlotPlan, integrity: Option<&str>) -> Result<Option<In
       })
     }),
   }
+}
+
+/// The HTTP client for the tarballs, with no more connections than the open-file limit allows.
+pub(crate) fn new_fetcher(options: &FetcherOptions) -> Result<Fetcher, FetchError> {
+  let mut options = options.clone();
+  options.network_concurrency = within_open_file_limit(options.network_concurrency);
+  Fetcher::new(options)
 }
 
 /// Sockets count against the open-file limit like files do: under a low `ulimit -n`, fewer

@@ -23,6 +23,18 @@ fn graph() -> Vec<Pkg> {
   ]
 }
 
+/// A project whose lockfile has [`graph`] (`a` direct), installed once: registry, temporary
+/// directory, project, store.
+async fn graph_installed() -> (Registry, tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+  let registry = Registry::start().await;
+  let tmp = tempfile::tempdir().unwrap();
+  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
+  std::fs::create_dir_all(&project).unwrap();
+  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
+  run(&project, options(&registry, &store)).await.0.unwrap();
+  (registry, tmp, project, store)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_a_graph_into_the_store_and_the_virtual_store() {
   let registry = Registry::start().await;
@@ -222,6 +234,31 @@ async fn a_damaged_blob_is_detected_and_fetched_again() {
     std::fs::read_to_string(project.join("node_modules/c/index.js")).unwrap(),
     "module.exports = 'c@3.0.0'\n"
   );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_index_is_gone_is_filled_again() {
+  // Without index.db the store holds no package for pnpm, whatever blobs are left in files/.
+  let (registry, _tmp, project, store) = graph_installed().await;
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  let index = store.join("v11").join("index.db");
+  for suffix in ["", "-wal", "-shm"] {
+    let _ = std::fs::remove_file(format!("{}{suffix}", index.display()));
+  }
+  registry.clear_requests();
+  let summary = run(&project, options(&registry, &store)).await.0.unwrap();
+  assert_eq!((summary.fetched, summary.reused), (4, 0));
+  assert_eq!(registry.requests().len(), 4);
+  assert_eq!(
+    std::fs::read(project.join("node_modules/a/index.js")).unwrap(),
+    b"module.exports = 'a@1.0.0'\n"
+  );
+  // The index is whole again: the next install needs nothing from the registry.
+  assert!(index.exists());
+  std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+  registry.clear_requests();
+  assert_eq!(run(&project, options(&registry, &store)).await.0.unwrap().reused, 4);
+  assert!(registry.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,12 +533,7 @@ async fn repeat_and_incremental_installs_touch_only_what_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_status_lists_packages_changed_in_node_modules() {
-  let registry = Registry::start().await;
-  let tmp = tempfile::tempdir().unwrap();
-  let (project, store) = (tmp.path().join("p"), tmp.path().join("store"));
-  std::fs::create_dir_all(&project).unwrap();
-  std::fs::write(project.join("pnpm-lock.yaml"), publish(&registry, &graph(), &[("a", "1.0.0")])).unwrap();
-  run(&project, options(&registry, &store)).await.0.unwrap();
+  let (registry, _tmp, project, store) = graph_installed().await;
   let status =
     || pacquet_install::store_status(LockfileSource::Path(project.clone()), options(&registry, &store));
   assert!(status().unwrap().is_empty());
