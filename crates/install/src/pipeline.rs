@@ -418,14 +418,18 @@ fn lookup(
     let reader = reader;
     let mut next = first;
     while let Some((chunk, rows)) = next.take() {
-      let (verifier, results) = (&verifier, &results);
-      scope.spawn(move |_| {
-        let checked: Vec<_> =
-          chunk.iter().map(|&(i, key)| (i, check_row(&slots[i], rows.get(key), verifier, strict))).collect();
-        if let Ok(mut results) = results.lock() {
-          results.extend(checked);
-        }
-      });
+      let rows = Arc::new(rows);
+      // Checked in parts, so that both cores share even a single chunk (a small project's).
+      for part in chunk.chunks(CHECK_CHUNK) {
+        let (verifier, results, rows) = (&verifier, &results, rows.clone());
+        scope.spawn(move |_| {
+          let checked: Vec<_> =
+            part.iter().map(|&(i, key)| (i, check_row(&slots[i], rows.get(key), verifier, strict))).collect();
+          if let Ok(mut results) = results.lock() {
+            results.extend(checked);
+          }
+        });
+      }
       match chunks.next().map(|c| read(&reader, c).map(|rows| (c, rows))).transpose() {
         Ok(n) => next = n,
         Err(e) => return Some(e),
@@ -448,6 +452,9 @@ fn lookup(
 /// Rows read and checked per task of [`lookup`]: small enough that the first check starts
 /// soon and the chunks spread over the pool, large enough that a query finds many rows.
 const LOOKUP_CHUNK: usize = 128;
+
+/// Rows checked per task of [`lookup`].
+const CHECK_CHUNK: usize = 16;
 
 /// A slot's stored files from its row, if the row decodes, names the package, and every blob
 /// it names is in place.
