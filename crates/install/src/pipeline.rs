@@ -171,10 +171,7 @@ pub async fn install(
     None => {
       let settings = settings.clone();
       blocking(move || {
-        settings
-          .store
-          .init()
-          .map_err(|source| InstallError::Fs { path: settings.store.root().to_path_buf(), source })?;
+        crate::prepare::init_store(&settings.store)?;
         test_panic("lookup");
         let found = lookup(&settings.store, &to_install, settings.verify, settings.strict_content_check)?;
         Ok::<_, InstallError>((to_install, found, None))

@@ -243,13 +243,18 @@ pub fn prepare(source: LockfileSource, options: InstallOptions) -> Result<Prepar
   })))
 }
 
+/// Creates the store's directories (see [`StoreDir::init`]).
+pub(crate) fn init_store(store: &StoreDir) -> Result<(), InstallError> {
+  store.init().map_err(|source| InstallError::Fs { path: store.root().to_path_buf(), source })
+}
+
 /// A store without `index.db` holds no package (pnpm writes the index with the first one), so
 /// there is nothing to look up. Its directories and the HTTP client are made on a thread of
 /// their own while the lockfile is parsed and planned: on a first install the first download
 /// starts ~15 ms sooner (alotta).
 pub struct NewStore {
   thread: std::thread::JoinHandle<NewStoreReady>,
-  go: Option<std::sync::mpsc::Sender<()>>,
+  go: std::sync::mpsc::Sender<()>,
 }
 
 /// What the thread made: the store's directories (or why not), and the client unless the
@@ -273,21 +278,17 @@ impl NewStore {
         let fetcher = options.map(|o| crate::pipeline::new_fetcher(&o));
         // Only once the lockfile parsed (`go`); a failed install drops the sender instead.
         let init = match started.recv() {
-          Ok(()) => {
-            store.init().map_err(|source| InstallError::Fs { path: store.root().to_path_buf(), source })
-          }
+          Ok(()) => init_store(&store),
           Err(_) => Ok(()),
         };
         NewStoreReady { init, fetcher }
       })
       .ok()?;
-    Some(NewStore { thread, go: Some(go) })
+    Some(NewStore { thread, go })
   }
 
-  fn go(mut self) -> Self {
-    if let Some(go) = self.go.take() {
-      let _ = go.send(());
-    }
+  fn go(self) -> Self {
+    let _ = self.go.send(());
     self
   }
 
