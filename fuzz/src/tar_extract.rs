@@ -26,7 +26,7 @@ fn check_with(data: &[u8], limits: ExtractLimits) -> Result<Vec<(String, String,
   let tmp = tempfile::tempdir().expect("temporary directory");
   let store = StoreDir::new(tmp.path().join("store"));
   let writer = BlobWriter::new(store.clone());
-  let outcome = match extract_tarball("fuzz@1.0.0", data, &writer, limits, None) {
+  let outcome = match extract_tarball("fuzz@1.0.0", data, &writer, limits, None, None) {
     Ok(package) => {
       assert!(package.unpacked_bytes <= LIMIT);
       for (path, info) in &package.files {

@@ -111,6 +111,14 @@ enum Attempt {
 }
 
 /// Why an attempt failed, when another may succeed.
+/// What [`Fetcher::fetch`] downloads.
+struct Target<'a> {
+  url: &'a str,
+  package_id: &'a str,
+  integrity: Option<&'a Integrity>,
+  expected_sri: &'a str,
+}
+
 enum Failure {
   Status(u16),
   Integrity(String),
@@ -142,7 +150,8 @@ impl Fetcher {
   ///
   /// As in pnpm, everything but 401, 403 and 404 is retried: other HTTP statuses, network
   /// errors, timeouts, bodies cut short, and bodies that fail the integrity check (a proxy
-  /// or a CDN may have served a bad copy).
+  /// or a CDN may have served a bad copy). With `integrity: None` the caller checks the body
+  /// itself and hands a mismatch to [`Self::fetch_again`].
   pub async fn fetch(
     &self,
     url: &str,
@@ -152,21 +161,57 @@ impl Fetcher {
     events: &dyn FetchEvents,
     cancel: &CancellationToken,
   ) -> Result<Body, FetchError> {
+    let target = Target { url, package_id, integrity, expected_sri };
+    self.retrying(target, None, events, cancel).await
+  }
+
+  /// Carries on [`Self::fetch`] after its caller found the first body not to match:
+  /// `mismatch` is that [`FetchError::Integrity`], which is reported and retried as a failed
+  /// first attempt would have been (any other error is returned as it is). The next bodies
+  /// are checked here.
+  pub async fn fetch_again(
+    &self,
+    mismatch: FetchError,
+    package_id: &str,
+    integrity: &Integrity,
+    events: &dyn FetchEvents,
+    cancel: &CancellationToken,
+  ) -> Result<Body, FetchError> {
+    let FetchError::Integrity { url, expected, actual } = mismatch else {
+      return Err(mismatch);
+    };
+    let target = Target { url: &url, package_id, integrity: Some(integrity), expected_sri: &expected };
+    self.retrying(target, Some(Failure::Integrity(actual)), events, cancel).await
+  }
+
+  async fn retrying(
+    &self,
+    target: Target<'_>,
+    mut first_failure: Option<Failure>,
+    events: &dyn FetchEvents,
+    cancel: &CancellationToken,
+  ) -> Result<Body, FetchError> {
+    let Target { url, package_id, integrity, expected_sri } = target;
     let max_retries = self.options.retry.retries;
     let mut attempt = 0;
     loop {
       attempt += 1;
-      let result = tokio::select! {
-        r = self.attempt(url, package_id, attempt, events) => r,
-        () = cancel.cancelled() => return Err(FetchError::Aborted),
-      };
-      let failure = match result {
-        Ok(bytes) => match integrity.map(|i| i.check(&bytes.bytes)) {
-          Some(Err(actual)) => Failure::Integrity(actual),
-          _ => return Ok(bytes),
-        },
-        Err(Attempt::Final(e)) => return Err(e),
-        Err(Attempt::Retry(failure)) => failure,
+      let failure = match first_failure.take() {
+        Some(failure) => failure,
+        None => {
+          let result = tokio::select! {
+            r = self.attempt(url, package_id, attempt, events) => r,
+            () = cancel.cancelled() => return Err(FetchError::Aborted),
+          };
+          match result {
+            Ok(bytes) => match integrity.map(|i| i.check(&bytes.bytes)) {
+              Some(Err(actual)) => Failure::Integrity(actual),
+              _ => return Ok(bytes),
+            },
+            Err(Attempt::Final(e)) => return Err(e),
+            Err(Attempt::Retry(failure)) => failure,
+          }
+        }
       };
       if attempt > max_retries {
         return Err(match failure {

@@ -9,6 +9,29 @@ use indexmap::IndexMap;
 use pacquet_store::{sha512_hex, BlobWriter, FileInfo, StoreError};
 
 use crate::error::FetchError;
+use crate::integrity::Integrity;
+
+/// A downloaded tarball's integrity, checked while it is unpacked and before anything is
+/// written: a SHA-512 is computed beside the tarball's files, in the same lanes
+/// ([`pacquet_store::sha512_many`]), instead of alone. A mismatch is the
+/// [`FetchError::Integrity`] the fetcher would have returned.
+#[derive(Clone, Copy)]
+pub struct BodyCheck<'a> {
+  pub integrity: &'a Integrity,
+  pub url: &'a str,
+  /// The lockfile's SRI string, for the error.
+  pub expected: &'a str,
+}
+
+impl BodyCheck<'_> {
+  fn verify(&self, body: &[u8]) -> Result<(), FetchError> {
+    self.integrity.check(body).map_err(|actual| self.mismatch(actual))
+  }
+
+  fn mismatch(&self, actual: String) -> FetchError {
+    FetchError::Integrity { url: self.url.to_string(), expected: self.expected.to_string(), actual }
+  }
+}
 
 /// Bounds on what one tarball may unpack to. pnpm itself has none (it inflates the whole
 /// tarball in memory); these only stop decompression bombs.
@@ -92,25 +115,42 @@ enum Entry {
 ///
 /// Nothing is recorded for a tarball that fails. No blob is written either when it was
 /// inflated whole (`whole_inflate_bytes`) or, streamed, unpacks to less than
-/// `deferred_write_bytes`.
+/// `deferred_write_bytes`; nor, whichever way, when it fails `check`.
 pub fn extract_tarball(
   package: &str,
   bytes: &[u8],
   writer: &BlobWriter,
   limits: ExtractLimits,
   stage: Option<&dyn Stage>,
+  check: Option<BodyCheck<'_>>,
 ) -> Result<ExtractedPackage, FetchError> {
   let bad = |message: String| FetchError::Extract { package: package.to_string(), message };
   if bytes.is_empty() {
     return Err(bad("the tarball is empty".into()));
   }
   let limit = limits.limit_for(bytes.len() as u64);
+  let whole = |tar: &[u8]| {
+    let result = extract_archive(package, tar, writer, limit, stage, check.map(|c| (c, bytes)));
+    match (result, check) {
+      // A body that is not what the lockfile names is reported as such (and fetched
+      // again), whatever else is wrong with it.
+      (Err(e), Some(check)) if !matches!(e, FetchError::Integrity { .. }) => {
+        check.verify(bytes)?;
+        Err(e)
+      }
+      (result, _) => result,
+    }
+  };
   let gzip = bytes.starts_with(&[0x1f, 0x8b]);
   if !gzip {
-    return extract_archive(package, bytes, writer, limit, stage);
+    return whole(bytes);
   }
   if let Some(tar) = inflate_whole(bytes, limit.min(limits.whole_inflate_bytes)) {
-    return extract_archive(package, &tar, writer, limit, stage);
+    return whole(&tar);
+  }
+  // Streamed files may be written before the end of the body: check it first.
+  if let Some(check) = check {
+    check.verify(bytes)?;
   }
   let too_large = || FetchError::TooLarge { package: package.to_string(), limit };
   let tripped = AtomicBool::new(false);
@@ -242,13 +282,15 @@ fn inflate_whole(gz: &[u8], max: u64) -> Option<Vec<u8>> {
 }
 
 /// Unpacks a whole tar held in memory: every entry is checked first, then each file is
-/// hashed and written straight from the buffer, so a broken archive leaves no blob.
+/// hashed (with the tarball itself when `check` asks for it) and written straight from the
+/// buffer, so a broken archive or a body that fails its check leaves no blob.
 fn extract_archive(
   package: &str,
   tar: &[u8],
   writer: &BlobWriter,
   limit: u64,
   stage: Option<&dyn Stage>,
+  check: Option<(BodyCheck<'_>, &[u8])>,
 ) -> Result<ExtractedPackage, FetchError> {
   let bad = |message: String| FetchError::Extract { package: package.to_string(), message };
   let io = |e: std::io::Error| bad(e.to_string());
@@ -274,6 +316,25 @@ fn extract_archive(
     unpacked += size;
     files.insert(path, (start as usize..end as usize, mode));
   }
+  // Every file's digest at once: the files of a tarball are hashed side by side, and so is
+  // the tarball when its integrity is a SHA-512 (last).
+  let mut slices: Vec<&[u8]> = files.values().map(|(range, _)| &tar[range.clone()]).collect();
+  let body = match check {
+    Some((check, body)) if check.integrity.is_sha512() => Some((check, body)),
+    Some((check, body)) => {
+      check.verify(body)?;
+      None
+    }
+    None => None,
+  };
+  if let Some((_, body)) = body {
+    slices.push(body);
+  }
+  let mut digests = pacquet_store::sha512_many(&slices);
+  if let Some((check, _)) = body {
+    let digest = digests.pop().unwrap_or([0; 64]);
+    check.integrity.check_sha512(&digest).map_err(|actual| check.mismatch(actual))?;
+  }
   let package_json = files.get("package.json").and_then(|(range, _)| parse_manifest(&tar[range.clone()]));
   let (manifest, requires_build) = build_facts(package_json.as_ref(), files.keys());
   let stage = match stage {
@@ -286,9 +347,6 @@ fn extract_archive(
     stage.file(path, &info.digest, bytes, info.is_executable())?;
     Ok(checked(info))
   };
-  // Every file's digest at once: the files of a tarball are hashed side by side.
-  let slices: Vec<&[u8]> = files.values().map(|(range, _)| &tar[range.clone()]).collect();
-  let digests = pacquet_store::sha512_many(&slices);
   let mut stored = IndexMap::with_capacity(files.len() + 1);
   for ((path, (range, mode)), digest) in files.into_iter().zip(digests) {
     let info = store(&path, &tar[range], mode, hex::encode(digest))?;
@@ -464,13 +522,10 @@ mod tests {
     assert_eq!(normalize("package/a/.."), None);
   }
 
-  #[test]
-  fn files_beyond_the_hold_back_are_streamed_into_the_store() {
+  fn tgz(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
     use std::io::Write;
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, bytes, mode) in [("package/package.json", &b"{}"[..], 0o644), ("package/bin/big", &big, 0o755)]
-    {
+    for &(path, bytes, mode) in entries {
       let mut header = tar::Header::new_gnu();
       header.set_size(bytes.len() as u64);
       header.set_mode(mode);
@@ -479,14 +534,78 @@ mod tests {
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar.into_inner().unwrap()).unwrap();
-    let tgz = gz.finish().unwrap();
+    gz.finish().unwrap()
+  }
+
+  fn blobs_in(store: &pacquet_store::StoreDir) -> usize {
+    let files = store.root().join("files");
+    std::fs::read_dir(files)
+      .unwrap()
+      .flatten()
+      .map(|shard| std::fs::read_dir(shard.path()).unwrap().count())
+      .sum()
+  }
+
+  #[test]
+  fn a_tarball_that_fails_its_integrity_leaves_no_blob_however_it_is_unpacked() {
+    use base64::Engine;
+    use sha2::Digest;
+    let sri = |algo: &str, digest: &[u8]| {
+      format!("{algo}-{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    };
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let good = tgz(&[
+      ("package/package.json", b"{}", 0o644),
+      ("package/index.js", b"1", 0o644),
+      ("package/big", &big, 0o644),
+    ]);
+    // Not a tar inside, and not what the lockfile names: the mismatch is what is reported.
+    let broken = {
+      let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+      std::io::Write::write_all(&mut gz, &[7u8; 700]).unwrap();
+      gz.finish().unwrap()
+    };
+    let whole = ExtractLimits::default();
+    let streamed = ExtractLimits { whole_inflate_bytes: 0, deferred_write_bytes: 1024, ..Default::default() };
+    for (algo, digest) in
+      [("sha512", sha2::Sha512::digest(&good).to_vec()), ("sha1", sha1::Sha1::digest(&good).to_vec())]
+    {
+      let expected = sri(algo, &digest);
+      let integrity = Integrity::parse(&expected).unwrap();
+      let check = BodyCheck { integrity: &integrity, url: "http://127.0.0.1/p.tgz", expected: &expected };
+      for limits in [whole, streamed] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = pacquet_store::StoreDir::new(dir.path());
+        store.init().unwrap();
+        let writer = BlobWriter::new(store.clone());
+        for body in [&broken, &tgz(&[("package/package.json", b"{}", 0o644), ("package/big", &big, 0o644)])] {
+          let Err(FetchError::Integrity { url, expected: wanted, actual }) =
+            extract_tarball("p@1.0.0", body, &writer, limits, None, Some(check))
+          else {
+            panic!("{algo}: a body that is not the lockfile's must fail its integrity");
+          };
+          assert_eq!((url.as_str(), wanted.as_str()), ("http://127.0.0.1/p.tgz", expected.as_str()));
+          assert!(actual.starts_with(algo) && actual != expected, "{actual}");
+          assert_eq!(blobs_in(&store), 0, "{algo}: a blob was written for a bad body");
+        }
+        let package = extract_tarball("p@1.0.0", &good, &writer, limits, None, Some(check)).unwrap();
+        assert_eq!(package.files["big"].digest, sha512_hex(&big));
+        assert_eq!(blobs_in(&store), 3);
+      }
+    }
+  }
+
+  #[test]
+  fn files_beyond_the_hold_back_are_streamed_into_the_store() {
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let tgz = tgz(&[("package/package.json", &b"{}"[..], 0o644), ("package/bin/big", &big, 0o755)]);
 
     let dir = tempfile::tempdir().unwrap();
     let store = pacquet_store::StoreDir::new(dir.path());
     store.init().unwrap();
     let writer = BlobWriter::new(store.clone());
     let limits = ExtractLimits { whole_inflate_bytes: 0, deferred_write_bytes: 1024, ..Default::default() };
-    let package = extract_tarball("big@1.0.0", &tgz, &writer, limits, None).unwrap();
+    let package = extract_tarball("big@1.0.0", &tgz, &writer, limits, None, None).unwrap();
     let info = &package.files["bin/big"];
     assert_eq!(
       (info.digest.as_str(), info.size, info.mode),
@@ -495,11 +614,12 @@ mod tests {
     let blob = store.blob_path(&info.digest, true);
     assert_eq!(std::fs::read(&blob).unwrap(), big);
     // The same again (the blob is there now): taken as it is.
-    let again = extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None).unwrap();
+    let again =
+      extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None, None).unwrap();
     assert_eq!(again.files["bin/big"].digest, info.digest);
     // A torn blob (a writer killed half way) is replaced by the whole one.
     std::fs::write(&blob, &big[..1000]).unwrap();
-    extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None).unwrap();
+    extract_tarball("big@1.0.0", &tgz, &BlobWriter::new(store.clone()), limits, None, None).unwrap();
     assert_eq!(std::fs::read(&blob).unwrap(), big);
     // And no temporary file is left anywhere.
     let files = store.root().join("files");

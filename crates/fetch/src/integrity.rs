@@ -45,7 +45,24 @@ impl Integrity {
 
   /// `Ok(())` or the SRI string of what the bytes actually hash to.
   pub fn check(&self, bytes: &[u8]) -> Result<(), String> {
-    let actual = hash(self.algo, bytes);
+    self.compare(&hash(self.algo, bytes))
+  }
+
+  /// Whether the digest is a SHA-512: its caller may then hash the bytes itself, beside
+  /// other messages ([`pacquet_store::sha512_many`]), and hand the result to [`Self::check_sha512`].
+  pub fn is_sha512(&self) -> bool {
+    self.algo == Algo::Sha512
+  }
+
+  /// [`Self::check`] for a SHA-512 its caller computed.
+  pub fn check_sha512(&self, sha512: &[u8; 64]) -> Result<(), String> {
+    if self.algo != Algo::Sha512 {
+      return Err(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)));
+    }
+    self.compare(sha512)
+  }
+
+  fn compare(&self, actual: &[u8]) -> Result<(), String> {
     if actual == self.digest {
       Ok(())
     } else {

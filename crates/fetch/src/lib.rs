@@ -12,6 +12,6 @@ mod registry;
 pub use auth::AuthHeaders;
 pub use client::{Body, FetchEvents, Fetcher, FetcherOptions, RetryInfo, RetryPolicy};
 pub use error::FetchError;
-pub use extract::{extract_tarball, ExtractLimits, ExtractedPackage, Stage};
+pub use extract::{extract_tarball, BodyCheck, ExtractLimits, ExtractedPackage, Stage};
 pub use integrity::Integrity;
 pub use registry::Registries;

@@ -22,7 +22,8 @@ fn tar_extract_seeds_unpack_as_expected() {
   let writer = pacquet_store::BlobWriter::new(pacquet_store::StoreDir::new(tmp.path()));
   let unpack = |name: &str| {
     let bytes = std::fs::read(seeds.join(name)).unwrap();
-    let package = pacquet_fetch::extract_tarball(name, &bytes, &writer, Default::default(), None).unwrap();
+    let package =
+      pacquet_fetch::extract_tarball(name, &bytes, &writer, Default::default(), None, None).unwrap();
     package.files.keys().cloned().collect::<Vec<_>>()
   };
   assert_eq!(unpack("package.tgz"), ["package.json", "index.js", "cli.js", "lib/a.js"]);
@@ -41,7 +42,7 @@ fn a_nul_in_an_entry_path_is_a_corrupt_tarball() {
   let bytes = std::fs::read(dir.join("nul-in-pax-path.tar")).unwrap();
   let tmp = tempfile::tempdir().unwrap();
   let writer = pacquet_store::BlobWriter::new(pacquet_store::StoreDir::new(tmp.path()));
-  let Err(err) = pacquet_fetch::extract_tarball("x", &bytes, &writer, Default::default(), None) else {
+  let Err(err) = pacquet_fetch::extract_tarball("x", &bytes, &writer, Default::default(), None, None) else {
     panic!("extracted a path with a NUL byte");
   };
   assert_eq!(err.error_code(), "ERR_PNPM_TARBALL_EXTRACT");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pacquet_fetch::{
-  extract_tarball, ExtractLimits, FetchError, FetchEvents, Fetcher, FetcherOptions, Integrity, RetryInfo,
-  Stage,
+  extract_tarball, BodyCheck, ExtractLimits, FetchError, FetchEvents, Fetcher, FetcherOptions, Integrity,
+  RetryInfo, Stage,
 };
 use pacquet_link::{symlink_dir, Importer, PackageFile};
 use pacquet_lockfile::LockfileSource;
@@ -615,16 +615,17 @@ async fn fetch_and_import(
   fetcher: Option<&Fetcher>,
   unpack_permits: &tokio::sync::Semaphore,
 ) -> Result<(), InstallError> {
-  let bytes = match &slot.source {
+  let (bytes, remote) = match &slot.source {
     Source::Remote { url, integrity } => {
       let parsed = parse_integrity(slot, integrity.as_deref())?;
       let fetcher = fetcher.ok_or_else(|| InstallError::Internal("no fetcher".into()))?;
       let events = FetchReporter { ctx };
-      let bytes = fetcher
-        .fetch(url, &slot.dep_path, parsed.as_ref(), integrity.as_deref().unwrap_or(""), &events, &ctx.cancel)
-        .await?;
+      let sri = integrity.as_deref().unwrap_or("");
+      // Not checked here: unpacking hashes the body beside its files (`BodyCheck`).
+      let bytes = fetcher.fetch(url, &slot.dep_path, None, sri, &events, &ctx.cancel).await?;
       ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-      bytes
+      let check = parsed.map(|integrity| Expected { integrity, url: url.clone(), sri: sri.to_string() });
+      (bytes, check.map(|check| (fetcher, check)))
     }
     Source::LocalTarball { path, integrity } => {
       let parsed = parse_integrity(slot, integrity.as_deref())?;
@@ -639,7 +640,7 @@ async fn fetch_and_import(
           actual,
         })?;
       }
-      pacquet_fetch::Body::from(bytes)
+      (pacquet_fetch::Body::from(bytes), None)
     }
     Source::Directory { path } => {
       let ctx2 = ctx.clone();
@@ -655,6 +656,37 @@ async fn fetch_and_import(
       .await?;
     }
   };
+  let Some((fetcher, expected)) = remote else {
+    return unpack(ctx, slot, bytes, unpack_permits, None).await;
+  };
+  let integrity = expected.integrity.clone();
+  match unpack(ctx, slot, bytes, unpack_permits, Some(expected)).await {
+    // A bad copy (a proxy, a CDN): fetched again, as pnpm does, and checked as it comes.
+    Err(InstallError::Fetch(mismatch @ FetchError::Integrity { .. })) => {
+      let events = FetchReporter { ctx };
+      let bytes = fetcher.fetch_again(mismatch, &slot.dep_path, &integrity, &events, &ctx.cancel).await?;
+      ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+      unpack(ctx, slot, bytes, unpack_permits, None).await
+    }
+    result => result,
+  }
+}
+
+/// What a downloaded tarball must hash to, checked while it is unpacked.
+struct Expected {
+  integrity: Integrity,
+  url: String,
+  sri: String,
+}
+
+/// Unpacks a tarball into the store and its slot, then links the slot.
+async fn unpack(
+  ctx: &Arc<Ctx>,
+  slot: &SlotPlan,
+  bytes: pacquet_fetch::Body,
+  unpack_permits: &tokio::sync::Semaphore,
+  expected: Option<Expected>,
+) -> Result<(), InstallError> {
   let _permit = unpack_permits.acquire().await.map_err(|e| InstallError::Internal(e.to_string()))?;
   if ctx.cancel.is_cancelled() {
     return Err(InstallError::Aborted);
@@ -671,7 +703,10 @@ async fn fetch_and_import(
     };
     let stage =
       (ctx2.direct.load(Ordering::Relaxed) && ctx2.importer.hardlinks()).then_some(&direct as &dyn Stage);
-    let extracted = extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage)?;
+    let check =
+      expected.as_ref().map(|e| BodyCheck { integrity: &e.integrity, url: &e.url, expected: &e.sri });
+    let extracted =
+      extract_tarball(&slot2.dep_path, &bytes, &ctx2.blobs, ExtractLimits::default(), stage, check)?;
     // Closes the package directory it held open.
     drop(direct);
     drop(bytes);
