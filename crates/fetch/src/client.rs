@@ -110,7 +110,6 @@ enum Attempt {
   Retry(Failure),
 }
 
-/// Why an attempt failed, when another may succeed.
 /// What [`Fetcher::fetch`] downloads.
 struct Target<'a> {
   url: &'a str,
@@ -119,6 +118,7 @@ struct Target<'a> {
   expected_sri: &'a str,
 }
 
+/// Why an attempt failed, when another may succeed.
 enum Failure {
   Status(u16),
   Integrity(String),

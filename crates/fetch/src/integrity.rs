@@ -48,17 +48,15 @@ impl Integrity {
     self.compare(&hash(self.algo, bytes))
   }
 
-  /// Whether the digest is a SHA-512: its caller may then hash the bytes itself, beside
+  /// Whether the digest is a SHA-512: unpacking may then hash the bytes itself, beside
   /// other messages ([`pacquet_store::sha512_many`]), and hand the result to [`Self::check_sha512`].
-  pub fn is_sha512(&self) -> bool {
+  pub(crate) fn is_sha512(&self) -> bool {
     self.algo == Algo::Sha512
   }
 
-  /// [`Self::check`] for a SHA-512 its caller computed.
-  pub fn check_sha512(&self, sha512: &[u8; 64]) -> Result<(), String> {
-    if self.algo != Algo::Sha512 {
-      return Err(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)));
-    }
+  /// [`Self::check`] for a SHA-512 its caller computed (only where [`Self::is_sha512`]).
+  pub(crate) fn check_sha512(&self, sha512: &[u8; 64]) -> Result<(), String> {
+    debug_assert!(self.is_sha512());
     self.compare(sha512)
   }
 
